@@ -1,0 +1,90 @@
+"""Database lifecycle: Tortoise configuration, connect/close, health and migrations.
+
+Both HTTP surfaces may run in one process (see ``app.asgi``), and each opens
+the database when it starts serving; a reference count makes the second open
+a no-op, so one pool serves both and the last one to stop closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.connection import get_connection
+
+from app.config import Settings
+
+MODELS_MODULE = "app.models"
+MIGRATIONS_MODULE = "app.migrations"
+
+_open_count = 0
+_lock = asyncio.Lock()
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """Translate DATABASE_URL plus pool and timeout settings into Tortoise's config dict."""
+    url = settings.database_url.replace("postgresql://", "postgres://", 1)
+    connection = expand_db_url(url)
+    credentials = connection["credentials"]
+    if settings.is_postgres:
+        credentials.setdefault("minsize", 1)
+        credentials.setdefault("maxsize", settings.db_pool_size)
+        # Fail fast instead of piling requests up behind a slow or absent database:
+        # every statement and every connection attempt is bounded.
+        credentials.setdefault("command_timeout", settings.db_timeout)
+        credentials.setdefault("timeout", settings.db_connect_timeout)
+        credentials.setdefault("max_inactive_connection_lifetime", 60.0)
+    return {
+        "connections": {"default": connection},
+        "apps": {
+            "models": {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": False,
+        "timezone": "UTC",
+    }
+
+
+async def connect(settings: Settings) -> None:
+    """Open the ORM once per process; later calls only count."""
+    global _open_count
+    async with _lock:
+        if _open_count == 0:
+            await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+        _open_count += 1
+
+
+async def close() -> None:
+    global _open_count
+    async with _lock:
+        _open_count -= 1
+        if _open_count == 0:
+            await Tortoise.close_connections()
+
+
+async def ping(timeout: float = 1.0) -> bool:
+    """True when a trivial query round-trips within ``timeout`` seconds."""
+    try:
+        await asyncio.wait_for(get_connection("default").execute_query("SELECT 1"), timeout)
+    except Exception:
+        return False
+    return True
+
+
+async def migrate(settings: Settings, progress: Callable[[str], None] = print) -> None:
+    """Apply every pending migration; never drops data (migrations only add)."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    def report(event: str, app_label: str, name: str) -> None:
+        progress(f"{event}: {app_label}.{name}")
+
+    try:
+        await run_migrations(config=tortoise_config(settings), progress=report)
+    finally:
+        await Tortoise.close_connections()

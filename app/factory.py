@@ -1,0 +1,155 @@
+"""The app factories: one Quart app per HTTP surface, sharing the service layer.
+
+``create_web_app`` serves the HTML UI on the web port; ``create_api_app``
+serves the simulator API on its own port (and, through ``app.asgi``, under
+``/api`` on the web port). Both open the same database pool when they start
+serving and share one error policy: expected failures become 4xx, a database
+outage becomes 503, and nothing else leaks a stack trace to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from quart import Quart, Response, render_template
+from quart_schema import Info, QuartSchema
+from werkzeug.exceptions import HTTPException
+
+from app import __version__, db, passwords
+from app.api.auth import FORBIDDEN_MESSAGE
+from app.config import Settings
+from app.errors import InvalidInput, UserNotFound, is_database_outage
+
+MAX_BODY_BYTES = 1024 * 1024
+PACKAGE_DIR = Path(__file__).parent
+log = logging.getLogger(__name__)
+
+
+def _base_app(import_name: str, settings: Settings) -> Quart:
+    app = Quart(
+        import_name,
+        template_folder=str(PACKAGE_DIR / "templates"),
+        static_folder=str(PACKAGE_DIR / "static"),
+    )
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="minitwit_session",
+    )
+
+    @app.before_serving
+    async def open_database() -> None:
+        passwords.configure(settings.hash_concurrency)
+        await db.connect(settings)
+
+    @app.after_serving
+    async def close_database() -> None:
+        await db.close()
+
+    from app.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    return app
+
+
+def create_api_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    app = _base_app("app.api", settings)
+    QuartSchema(
+        app,
+        info=Info(
+            title="MiniTwit simulator API",
+            version=__version__,
+            description=(
+                "The API the MiniTwit simulator drives. Served at the root of the API port "
+                "(5001) and under /api on the web port. Errors are JSON "
+                '{"status": <code>, "error_msg": <text>}.'
+            ),
+        ),
+        security_schemes={"simulator": {"type": "http", "scheme": "basic"}},
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+
+    # UTF-8 out as it came in (no \u escapes), "status" before "error_msg".
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from app.api.routes import bp, error_response
+
+    app.register_blueprint(bp)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        message = exc.description or exc.name
+        if code == 403:
+            message = FORBIDDEN_MESSAGE
+        elif code == 404:
+            message = "No such resource"
+        elif code == 413:
+            message = f"Request body too large (at most {MAX_BODY_BYTES} bytes)"
+        response = error_response(code, message)
+        if code == 405 and exc.get_headers():
+            response.headers.update(
+                {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+            )
+        return response
+
+    @app.errorhandler(InvalidInput)
+    async def invalid_input(exc: InvalidInput) -> Response:
+        return error_response(400, exc.message)
+
+    @app.errorhandler(UserNotFound)
+    async def user_not_found(exc: UserNotFound) -> Response:
+        return error_response(404, exc.message)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        if is_database_outage(exc):
+            return error_response(503, "The database is unavailable; try again shortly")
+        log.exception("unhandled error in API request")
+        return error_response(500, "Internal server error")
+
+    return app
+
+
+def create_web_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    app = _base_app("app.web", settings)
+
+    from app.web import filters
+    from app.web.views import bp
+
+    filters.register(app)
+    app.register_blueprint(bp)
+
+    async def error_page(status: int, title: str, message: str) -> tuple[str, int]:
+        return await render_template("error.html", title=title, message=message), status
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> tuple[str, int]:
+        return await error_page(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(UserNotFound)
+    async def user_not_found(exc: UserNotFound) -> tuple[str, int]:
+        return await error_page(404, "Not Found", "There is no such user.")
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> tuple[str, int]:
+        if is_database_outage(exc):
+            return await error_page(
+                503, "Service Unavailable", "MiniTwit cannot reach its database; try again soon."
+            )
+        log.exception("unhandled error in web request")
+        return await error_page(500, "Internal Server Error", "Something went wrong on our side.")
+
+    return app
+
+
+__all__ = ["create_api_app", "create_web_app"]

@@ -1,0 +1,73 @@
+"""Registering, finding and authenticating users."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+
+from app import passwords
+from app.errors import InvalidInput, UserNotFound
+from app.models import User
+from app.validation import MSG_USERNAME_TAKEN, check_registration, check_text
+
+
+async def register(username: str, email: str, password: str, password2: str | None = None) -> User:
+    """Create a user, or raise ``InvalidInput`` with the first rule it breaks.
+
+    The existence check gives the friendly error in the usual case; the unique
+    constraint catches the race where two registrations of one name interleave.
+    """
+    check_registration(username, email, password, password2)
+    if await User.exists(username=username):
+        raise InvalidInput(MSG_USERNAME_TAKEN)
+    pw_hash = await passwords.hash_password(password)
+    try:
+        return await User.create(username=username, email=email, pw_hash=pw_hash)
+    except IntegrityError:
+        raise InvalidInput(MSG_USERNAME_TAKEN) from None
+
+
+async def find(username: str) -> User | None:
+    try:
+        check_text("username", username)
+    except InvalidInput:
+        return None
+    return await User.get_or_none(username=username)
+
+
+async def get(username: str) -> User:
+    user = await find(username)
+    if user is None:
+        raise UserNotFound(username)
+    return user
+
+
+async def get_id(username: str) -> int:
+    """The id alone: the API's hot paths need nothing else of the user."""
+    try:
+        check_text("username", username)
+    except InvalidInput:
+        raise UserNotFound(username) from None
+    user_id = await User.filter(username=username).first().values_list("id", flat=True)
+    if user_id is None:
+        raise UserNotFound(username)
+    return int(user_id)  # type: ignore[call-overload]
+
+
+async def by_id(user_id: int) -> User | None:
+    return await User.get_or_none(id=user_id)
+
+
+class LoginFailed(InvalidInput):
+    """Wrong username or password; the message says which, as the classic UI does."""
+
+
+async def authenticate(username: str, password: str) -> User:
+    user = await find(username)
+    if user is None:
+        raise LoginFailed("Invalid username")
+    if not await passwords.verify_password(user.pw_hash, password):
+        raise LoginFailed("Invalid password")
+    if passwords.needs_upgrade(user.pw_hash):
+        user.pw_hash = await passwords.hash_password(password)
+        await user.save(update_fields=["pw_hash"])
+    return user

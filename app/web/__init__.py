@@ -1,0 +1,1 @@
+"""The classic MiniTwit web UI: server-rendered pages (contract: web-ui.md)."""
