@@ -44,7 +44,7 @@ class PortDispatcher:
             await self._lifespan(receive, send)
             return
         app, routed_scope = self.route(scope)
-        await app(routed_scope, receive, send)
+        await app(routed_scope, receive, send)  # type: ignore[arg-type]
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start both apps (and so the database) before serving; stop them after."""

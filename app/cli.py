@@ -11,7 +11,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-
 from app.config import ConfigError, Settings
 
 

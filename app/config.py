@@ -129,4 +129,6 @@ class Settings:
         if self.web_port == self.api_port:
             raise ConfigError("MINITWIT_WEB_PORT and MINITWIT_API_PORT must differ")
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://")):
-            raise ConfigError("DATABASE_URL must start with sqlite://, postgres:// or postgresql://")
+            raise ConfigError(
+                "DATABASE_URL must start with sqlite://, postgres:// or postgresql://"
+            )

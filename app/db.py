@@ -24,6 +24,13 @@ _open_count = 0
 _lock = asyncio.Lock()
 
 
+def connection_name(settings: Settings) -> str:
+    """Named after the dialect: Tortoise caches compiled INSERTs per connection name,
+    so a process that moves from SQLite to PostgreSQL (the test suite) must not
+    reuse one name for both."""
+    return "postgres" if settings.is_postgres else "sqlite"
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Translate DATABASE_URL plus pool and timeout settings into Tortoise's config dict."""
     url = settings.database_url.replace("postgresql://", "postgres://", 1)
@@ -38,11 +45,11 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         credentials.setdefault("timeout", settings.db_connect_timeout)
         credentials.setdefault("max_inactive_connection_lifetime", 60.0)
     return {
-        "connections": {"default": connection},
+        "connections": {connection_name(settings): connection},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
-                "default_connection": "default",
+                "default_connection": connection_name(settings),
                 "migrations": MIGRATIONS_MODULE,
             }
         },
@@ -68,10 +75,11 @@ async def close() -> None:
             await Tortoise.close_connections()
 
 
-async def ping(timeout: float = 1.0) -> bool:
+async def ping(settings: Settings, timeout: float = 1.0) -> bool:
     """True when a trivial query round-trips within ``timeout`` seconds."""
     try:
-        await asyncio.wait_for(get_connection("default").execute_query("SELECT 1"), timeout)
+        connection = get_connection(connection_name(settings))
+        await asyncio.wait_for(connection.execute_query("SELECT 1"), timeout)
     except Exception:
         return False
     return True

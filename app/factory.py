@@ -42,6 +42,8 @@ def _base_app(import_name: str, settings: Settings) -> Quart:
         SESSION_COOKIE_NAME="minitwit_session",
     )
 
+    _json_as_written(app)
+
     @app.before_serving
     async def open_database() -> None:
         passwords.configure(settings.hash_concurrency)
@@ -55,6 +57,12 @@ def _base_app(import_name: str, settings: Settings) -> Quart:
 
     app.register_blueprint(health_bp)
     return app
+
+
+def _json_as_written(app: Quart) -> None:
+    """UTF-8 out as it came in (no \\u escapes), keys in the order the code writes them."""
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
 
 def create_api_app(settings: Settings | None = None) -> Quart:
@@ -76,10 +84,7 @@ def create_api_app(settings: Settings | None = None) -> Quart:
         scalar_ui_path=None,
     )
 
-    # UTF-8 out as it came in (no \u escapes), "status" before "error_msg".
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-
+    _json_as_written(app)  # again: QuartSchema installed its own JSON provider
     from app.api.routes import bp, error_response
 
     app.register_blueprint(bp)
@@ -96,9 +101,7 @@ def create_api_app(settings: Settings | None = None) -> Quart:
             message = f"Request body too large (at most {MAX_BODY_BYTES} bytes)"
         response = error_response(code, message)
         if code == 405 and exc.get_headers():
-            response.headers.update(
-                {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
-            )
+            response.headers.update({k: v for k, v in exc.get_headers() if k.lower() == "allow"})
         return response
 
     @app.errorhandler(InvalidInput)

@@ -6,7 +6,7 @@ the check is a real round trip to the database with a short timeout.
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, jsonify
+from quart import Blueprint, Response, current_app, jsonify
 from quart_schema import document_response
 
 from app import db
@@ -20,7 +20,7 @@ bp = Blueprint("health", __name__)
 @document_response(Health, 503)
 async def health() -> Response:
     """Liveness and readiness in one: is the database reachable from this replica?"""
-    if await db.ping():
+    if await db.ping(current_app.config["SETTINGS"]):
         return jsonify({"status": "ok", "database": "ok"})
     response = jsonify({"status": "unavailable", "database": "unreachable"})
     response.status_code = 503

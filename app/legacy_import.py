@@ -127,12 +127,16 @@ async def _import_users(legacy: sqlite3.Connection, report: ImportReport) -> dic
         new_users.append((legacy_id, User(username=username, email=email, pw_hash=pw_hash)))
     await User.bulk_create([user for _, user in new_users], batch_size=BATCH)
     report.users_imported = len(new_users)
-    created = {
-        name: user_id
-        for name, user_id in await User.filter(
-            username__in=[u.username for _, u in new_users]
-        ).values_list("username", "id")
-    } if new_users else {}
+    created = (
+        {
+            name: user_id
+            for name, user_id in await User.filter(
+                username__in=[u.username for _, u in new_users]
+            ).values_list("username", "id")
+        }
+        if new_users
+        else {}
+    )
     by_name = {**existing, **created}
     return {
         legacy_id: by_name[username]

@@ -57,8 +57,7 @@ def serve(settings: Settings) -> None:
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''})",
         flush=True,
     )
-    server = uvicorn.Server(config)
     if settings.workers > 1:
-        Multiprocess(config, target=server.run, sockets=sockets).run()
+        Multiprocess(config, sockets=sockets).run()
     else:
-        server.run(sockets=sockets)
+        uvicorn.Server(config).run(sockets=sockets)

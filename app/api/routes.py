@@ -93,7 +93,9 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
             if requires_auth:
                 settings = current_app.config["SETTINGS"]
                 header = request.headers.get("Authorization")
-                if not is_simulator(header, settings.simulator_username, settings.simulator_password):
+                if not is_simulator(
+                    header, settings.simulator_username, settings.simulator_password
+                ):
                     return error_response(403, FORBIDDEN_MESSAGE)
             action_id = _parse_latest(request.args.get("latest"))
             try:

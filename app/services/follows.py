@@ -20,7 +20,8 @@ async def is_following(who_id: int, whom_id: int) -> bool:
 
 
 async def followed_ids(who_id: int) -> list[int]:
-    return list(await Follower.filter(who_id=who_id).values_list("whom_id", flat=True))
+    rows = await Follower.filter(who_id=who_id).values_list("whom_id", flat=True)
+    return [int(whom_id) for whom_id in rows]  # type: ignore[call-overload]
 
 
 async def followed_usernames(who_id: int, limit: int) -> list[str]:
