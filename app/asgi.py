@@ -13,8 +13,12 @@ from typing import Any
 
 from quart import Quart
 
+from app import __version__
 from app.config import Settings
+from app.db import connection_name
 from app.factory import create_api_app, create_web_app
+from app.observability import logs, metrics
+from app.observability.runtime import RuntimeSampler
 
 Scope = dict[str, Any]
 Receive = Any
@@ -24,10 +28,13 @@ API_PREFIX = "/api"
 
 
 class PortDispatcher:
-    def __init__(self, web: Quart, api: Quart, api_port: int) -> None:
+    def __init__(
+        self, web: Quart, api: Quart, api_port: int, sampler: RuntimeSampler | None = None
+    ) -> None:
         self.web = web
         self.api = api
         self.api_port = api_port
+        self.sampler = sampler
 
     def route(self, scope: Scope) -> tuple[Quart, Scope]:
         server = scope.get("server")
@@ -59,8 +66,12 @@ class PortDispatcher:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.sampler is not None:
+                    self.sampler.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.sampler is not None:
+                    await self.sampler.stop()
                 for app in reversed(started):
                     await app.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -70,4 +81,19 @@ class PortDispatcher:
 def create_asgi_app(settings: Settings | None = None) -> PortDispatcher:
     """The factory the ASGI server calls in each worker process."""
     settings = settings or Settings.from_env()
-    return PortDispatcher(create_web_app(settings), create_api_app(settings), settings.api_port)
+    logs.configure(
+        level=settings.log_level,
+        version=__version__,
+        environment=settings.environment,
+        logstash_host=settings.logstash_host,
+        logstash_port=settings.logstash_port,
+        logstash_queue_size=settings.logstash_queue_size,
+        logstash_report_seconds=settings.log_drop_report_seconds,
+    )
+    metrics.record_start(__version__, settings.revision)
+    return PortDispatcher(
+        create_web_app(settings),
+        create_api_app(settings),
+        settings.api_port,
+        RuntimeSampler(connection_name(settings)),
+    )

@@ -77,6 +77,13 @@ class Settings:
     secure_cookies: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "INFO"
+    slow_request_seconds: float = 0.3
+    logstash_host: str | None = None
+    logstash_port: int = 5000
+    logstash_queue_size: int = 10_000
+    log_drop_report_seconds: float = 60.0
+    revision: str = "unknown"
+    fault_injection: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -113,6 +120,19 @@ class Settings:
             secure_cookies=_bool(env, "MINITWIT_SECURE_COOKIES", production),
             forwarded_allow_ips=env.get("MINITWIT_FORWARDED_ALLOW_IPS") or cls.forwarded_allow_ips,
             log_level=(env.get("MINITWIT_LOG_LEVEL") or cls.log_level).upper(),
+            slow_request_seconds=_float(
+                env, "MINITWIT_SLOW_REQUEST_SECONDS", cls.slow_request_seconds
+            ),
+            logstash_host=env.get("LOGSTASH_HOST") or None,
+            logstash_port=_int(env, "LOGSTASH_PORT", cls.logstash_port, minimum=1),
+            logstash_queue_size=_int(
+                env, "MINITWIT_LOGSTASH_QUEUE_SIZE", cls.logstash_queue_size, minimum=1
+            ),
+            log_drop_report_seconds=_float(
+                env, "MINITWIT_LOG_DROP_REPORT_SECONDS", cls.log_drop_report_seconds
+            ),
+            revision=env.get("MINITWIT_REVISION") or cls.revision,
+            fault_injection=_bool(env, "MINITWIT_FAULT_INJECTION", False),
         )
         settings.check()
         return settings
@@ -126,6 +146,10 @@ class Settings:
             )
         if self.is_production and len(self.secret_key) < 32:
             raise ConfigError("MINITWIT_SECRET_KEY must be at least 32 characters in production")
+        if self.is_production and self.fault_injection:
+            raise ConfigError("MINITWIT_FAULT_INJECTION is for tests and cannot run in production")
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"MINITWIT_LOG_LEVEL must be a level name, got {self.log_level!r}")
         if self.web_port == self.api_port:
             raise ConfigError("MINITWIT_WEB_PORT and MINITWIT_API_PORT must differ")
         if not self.database_url.startswith(("sqlite://", "postgres://", "postgresql://")):

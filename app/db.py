@@ -8,6 +8,7 @@ a no-op, so one pool serves both and the last one to stop closes it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ from app.config import Settings
 
 MODELS_MODULE = "app.models"
 MIGRATIONS_MODULE = "app.migrations"
+# Migrations may rewrite big tables: the per-statement timeout meant for web
+# requests (MINITWIT_DB_TIMEOUT, 0.25 s) would abort them half way.
+MIGRATION_STATEMENT_TIMEOUT = 3600.0
 
 _open_count = 0
 _lock = asyncio.Lock()
@@ -64,6 +68,12 @@ async def connect(settings: Settings) -> None:
     async with _lock:
         if _open_count == 0:
             await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+            if not settings.is_postgres:
+                # Open the SQLite connection now, not in the first request: Tortoise
+                # opens it lazily while holding its connection lock, and a request
+                # cancelled right then (a client that gave up) never releases that
+                # lock, so every later query of the process would wait forever.
+                await get_connection(connection_name(settings)).execute_query("SELECT 1")
         _open_count += 1
 
 
@@ -92,6 +102,9 @@ async def migrate(settings: Settings, progress: Callable[[str], None] = print) -
     def report(event: str, app_label: str, name: str) -> None:
         progress(f"{event}: {app_label}.{name}")
 
+    settings = dataclasses.replace(
+        settings, db_timeout=max(settings.db_timeout, MIGRATION_STATEMENT_TIMEOUT)
+    )
     try:
         await run_migrations(config=tortoise_config(settings), progress=report)
     finally:

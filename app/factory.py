@@ -9,28 +9,30 @@ outage becomes 503, and nothing else leaks a stack trace to the client.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from quart import Quart, Response, render_template
 from quart_schema import Info, QuartSchema
 from werkzeug.exceptions import HTTPException
 
-from app import __version__, db, passwords
+from app import __version__, db, faults, passwords
 from app.api.auth import FORBIDDEN_MESSAGE
+from app.api.openapi import SimulatorOpenAPIProvider
 from app.config import Settings
 from app.errors import InvalidInput, UserNotFound, is_database_outage
+from app.observability import events, middleware
+from app.observability.metrics import exposition
 
 MAX_BODY_BYTES = 1024 * 1024
 PACKAGE_DIR = Path(__file__).parent
-log = logging.getLogger(__name__)
 
 
-def _base_app(import_name: str, settings: Settings) -> Quart:
+def _base_app(import_name: str, surface: str, settings: Settings) -> Quart:
     app = Quart(
         import_name,
         template_folder=str(PACKAGE_DIR / "templates"),
-        static_folder=str(PACKAGE_DIR / "static"),
+        # The API serves no files: only what its OpenAPI description lists.
+        static_folder=str(PACKAGE_DIR / "static") if surface == "web" else None,
     )
     app.config.update(
         SETTINGS=settings,
@@ -56,7 +58,23 @@ def _base_app(import_name: str, settings: Settings) -> Quart:
     from app.health import bp as health_bp
 
     app.register_blueprint(health_bp)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus scrape endpoint (all workers' values, summed)."""
+        body, content_type = exposition()
+        return Response(body, content_type=content_type)
+
+    middleware.install(app, surface, settings.slow_request_seconds)
+    if settings.fault_injection:
+        faults.install(app)
     return app
+
+
+def _failure_kind(exc: Exception) -> str:
+    kind = "database_unavailable" if is_database_outage(exc) else "internal"
+    events.request_failed(kind, exc)
+    return kind
 
 
 def _json_as_written(app: Quart) -> None:
@@ -67,7 +85,7 @@ def _json_as_written(app: Quart) -> None:
 
 def create_api_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
-    app = _base_app("app.api", settings)
+    app = _base_app("app.api", "api", settings)
     QuartSchema(
         app,
         info=Info(
@@ -82,6 +100,7 @@ def create_api_app(settings: Settings | None = None) -> Quart:
         security_schemes={"simulator": {"type": "http", "scheme": "basic"}},
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=SimulatorOpenAPIProvider,
     )
 
     _json_as_written(app)  # again: QuartSchema installed its own JSON provider
@@ -110,13 +129,13 @@ def create_api_app(settings: Settings | None = None) -> Quart:
 
     @app.errorhandler(UserNotFound)
     async def user_not_found(exc: UserNotFound) -> Response:
+        events.user_not_found("api", exc.username)
         return error_response(404, exc.message)
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
-        if is_database_outage(exc):
+        if _failure_kind(exc) == "database_unavailable":
             return error_response(503, "The database is unavailable; try again shortly")
-        log.exception("unhandled error in API request")
         return error_response(500, "Internal server error")
 
     return app
@@ -124,7 +143,7 @@ def create_api_app(settings: Settings | None = None) -> Quart:
 
 def create_web_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
-    app = _base_app("app.web", settings)
+    app = _base_app("app.web", "web", settings)
 
     from app.web import filters
     from app.web.views import bp
@@ -141,15 +160,15 @@ def create_web_app(settings: Settings | None = None) -> Quart:
 
     @app.errorhandler(UserNotFound)
     async def user_not_found(exc: UserNotFound) -> tuple[str, int]:
+        events.user_not_found("web", exc.username)
         return await error_page(404, "Not Found", "There is no such user.")
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> tuple[str, int]:
-        if is_database_outage(exc):
+        if _failure_kind(exc) == "database_unavailable":
             return await error_page(
                 503, "Service Unavailable", "MiniTwit cannot reach its database; try again soon."
             )
-        log.exception("unhandled error in web request")
         return await error_page(500, "Internal Server Error", "Something went wrong on our side.")
 
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
 from typing import Any, ParamSpec
 
@@ -15,10 +17,12 @@ from quart_schema import (
     document_response,
     security_scheme,
 )
+from werkzeug.exceptions import HTTPException
 
 from app.api import schemas
 from app.api.auth import FORBIDDEN_MESSAGE, is_simulator
 from app.errors import InvalidInput
+from app.observability import events
 from app.services import follows, latest, messages, users
 
 bp = Blueprint("api", __name__)
@@ -27,10 +31,14 @@ P = ParamSpec("P")
 Handler = Callable[P, Awaitable[Response]]
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
+_DIGITS = re.compile(r"[0-9]+")
 _INT64_MAX = 2**63 - 1
 
 
 def error_response(status: int, message: str) -> Response:
+    # A message may echo input (an unknown username); a lone surrogate in it
+    # cannot be encoded as UTF-8, so it is written as a visible escape instead.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     response = jsonify({"status": status, "error_msg": message})
     response.status_code = status
     return response
@@ -44,17 +52,22 @@ def _parse_latest(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not _INTEGER.fullmatch(raw) or abs(int(raw)) > _INT64_MAX:
-        raise InvalidInput("Query parameter 'latest' must be an integer")
+        raise InvalidInput("Query parameter 'latest' must be a 64-bit integer")
     return int(raw)
 
 
 def _parse_no() -> int:
+    """``?no=``: how many items to return. 0 means none (the caller must not query:
+    the ORM drops ``LIMIT 0``); values past the maximum are capped."""
     raw = request.args.get("no")
     if raw is None or raw == "":
         return schemas.NO_DEFAULT
-    if not _INTEGER.fullmatch(raw) or raw.startswith("-"):
+    if not _DIGITS.fullmatch(raw):
         raise InvalidInput("Query parameter 'no' must be a non-negative integer")
-    return min(int(raw), schemas.NO_MAX)
+    digits = raw.lstrip("0")
+    if len(digits) > len(str(schemas.NO_MAX)):  # capped, however many digits it has
+        return schemas.NO_MAX
+    return min(int(digits or "0"), schemas.NO_MAX)
 
 
 async def _json_object() -> dict[str, Any]:
@@ -64,6 +77,8 @@ async def _json_object() -> dict[str, Any]:
         data = json.loads(body)
     except ValueError:
         raise InvalidInput("Request body must be valid JSON") from None
+    except RecursionError:
+        raise InvalidInput("Request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInput("Request body must be a JSON object")
     return data
@@ -80,11 +95,51 @@ def _string_field(data: dict[str, Any], name: str, *, required: bool = True) -> 
     return value
 
 
+# Every action in flight. asyncio keeps only weak references to tasks; these strong
+# ones keep an action whose client left from vanishing half way.
+_running: set[asyncio.Task[Response]] = set()
+
+
+def _settle(task: asyncio.Task[Response]) -> None:
+    _running.discard(task)
+    if not task.cancelled():
+        task.exception()  # mark it retrieved: a 400/404 nobody waits for is not an error
+
+
+async def _finish_even_if_abandoned(work: Coroutine[Any, Any, Response]) -> Response:
+    """Run an action in its own task, which a client disconnect does not cancel.
+
+    When a client gives up (the simulator's 0.3 s timeout) Quart cancels the
+    handler. Cancelled half way, a registration was dropped while ``latest``
+    still recorded it, and every later action of that user got a 404: one slow
+    request became dozens of errors. An action whose request arrived whole and
+    passed authorization now always completes, like one whose answer was lost.
+    """
+    task = asyncio.ensure_future(work)
+    _running.add(task)
+    task.add_done_callback(_settle)
+    return await asyncio.shield(task)
+
+
+async def _wait_for_whole_body() -> None:
+    """Receive the body before the action starts (and can no longer be cancelled).
+
+    A client that leaves mid-body cancels the request here, before anything
+    happened or was recorded. A body too large or too slow is not answered
+    here: the handler reads it again, meets the same error, and the action
+    still counts for ``latest``, as before.
+    """
+    with contextlib.suppress(HTTPException):
+        await request.get_data()
+
+
 def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Handler[P]]:
     """Check the simulator's credentials, then record ``?latest=`` whatever the outcome.
 
     The contract counts an action as processed once it passed authorization,
-    even when it ends in a 400 or 404, so the id is recorded in ``finally``.
+    even when it ends in a 400 or 404, so the id is recorded in ``finally``;
+    and once its request has arrived, the action runs to the end even if the
+    client stops waiting (``_finish_even_if_abandoned``).
     """
 
     def decorate(handler: Handler[P]) -> Handler[P]:
@@ -98,11 +153,17 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
                 ):
                     return error_response(403, FORBIDDEN_MESSAGE)
             action_id = _parse_latest(request.args.get("latest"))
-            try:
-                return await handler(*args, **kwargs)
-            finally:
-                if action_id is not None:
-                    await latest.record(action_id)
+            await _wait_for_whole_body()
+
+            async def run() -> Response:
+                try:
+                    return await handler(*args, **kwargs)
+                finally:
+                    if action_id is not None:
+                        await latest.record(action_id)
+                        events.latest_recorded(action_id)
+
+            return await _finish_even_if_abandoned(run())
 
         return wrapper
 
@@ -115,6 +176,7 @@ def _message_json(post: messages.Post) -> dict[str, Any]:
 
 @bp.get("/latest")
 @document_response(schemas.LatestResponse)
+@document_response(schemas.Error, 503)
 async def get_latest() -> Response:
     """The id of the last scenario action processed; -1 before any."""
     return jsonify({"latest": await latest.get()})
@@ -123,16 +185,21 @@ async def get_latest() -> Response:
 @bp.post("/register")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.RegisterRequest)
+@document_response(schemas.NoContent, 204)
 @document_response(schemas.Error, 400)
+@document_response(schemas.Error, 413)
+@document_response(schemas.Error, 503)
 @scenario_action(requires_auth=False)
 async def register() -> Response:
     """Register a user. Errors are checked in the documented order."""
     data = await _json_object()
+    username = _string_field(data, "username", required=False)
     await users.register(
-        _string_field(data, "username", required=False),
+        username,
         _string_field(data, "email", required=False),
         _string_field(data, "pwd", required=False),
     )
+    events.user_registered("api", username)
     return no_content()
 
 
@@ -141,11 +208,13 @@ async def register() -> Response:
 @document_response(schemas.MessageList)
 @document_response(schemas.Error, 400)
 @document_response(schemas.Error, 403)
+@document_response(schemas.Error, 503)
 @security_scheme([{"simulator": []}])
 @scenario_action()
 async def public_messages() -> Response:
     """Everyone's unflagged messages, newest first."""
-    posts = await messages.public(_parse_no())
+    limit = _parse_no()
+    posts = await messages.public(limit) if limit else []
     return jsonify([_message_json(post) for post in posts])
 
 
@@ -155,22 +224,26 @@ async def public_messages() -> Response:
 @document_response(schemas.Error, 400)
 @document_response(schemas.Error, 403)
 @document_response(schemas.Error, 404)
+@document_response(schemas.Error, 503)
 @security_scheme([{"simulator": []}])
 @scenario_action()
 async def user_messages(username: str) -> Response:
     """One user's unflagged messages, newest first."""
     limit = _parse_no()
     author_id = await users.get_id(username)
-    posts = await messages.by_author(author_id, limit)
+    posts = await messages.by_author(author_id, limit) if limit else []
     return jsonify([_message_json(post) for post in posts])
 
 
 @bp.post("/msgs/<path:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.MessageIn)
+@document_response(schemas.NoContent, 204)
 @document_response(schemas.Error, 400)
 @document_response(schemas.Error, 403)
 @document_response(schemas.Error, 404)
+@document_response(schemas.Error, 413)
+@document_response(schemas.Error, 503)
 @security_scheme([{"simulator": []}])
 @scenario_action()
 async def post_message(username: str) -> Response:
@@ -179,6 +252,7 @@ async def post_message(username: str) -> Response:
     content = _string_field(data, "content")
     author_id = await users.get_id(username)
     await messages.post(author_id, content)
+    events.message_posted("api", username)
     return no_content()
 
 
@@ -188,21 +262,26 @@ async def post_message(username: str) -> Response:
 @document_response(schemas.Error, 400)
 @document_response(schemas.Error, 403)
 @document_response(schemas.Error, 404)
+@document_response(schemas.Error, 503)
 @security_scheme([{"simulator": []}])
 @scenario_action()
 async def get_follows(username: str) -> Response:
     """Whom ``username`` follows."""
     limit = _parse_no()
     user_id = await users.get_id(username)
-    return jsonify({"follows": await follows.followed_usernames(user_id, limit)})
+    names = await follows.followed_usernames(user_id, limit) if limit else []
+    return jsonify({"follows": names})
 
 
 @bp.post("/fllws/<path:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.FollowRequest)
+@document_response(schemas.NoContent, 204)
 @document_response(schemas.Error, 400)
 @document_response(schemas.Error, 403)
 @document_response(schemas.Error, 404)
+@document_response(schemas.Error, 413)
+@document_response(schemas.Error, 503)
 @security_scheme([{"simulator": []}])
 @scenario_action()
 async def change_follow(username: str) -> Response:
@@ -217,6 +296,8 @@ async def change_follow(username: str) -> Response:
     whom_id = await users.get_id(other)
     if action == "follow":
         await follows.follow(who_id, whom_id)
+        events.followed("api", username, other)
     else:
         await follows.unfollow(who_id, whom_id)
+        events.unfollowed("api", username, other)
     return no_content()

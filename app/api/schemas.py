@@ -9,17 +9,21 @@ against them.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from app.validation import EMAIL_MAX, MESSAGE_MAX, USERNAME_MAX
 
 NO_DEFAULT = 100
 NO_MAX = 1000
+INT64_MAX = 2**63 - 1
 
 
 class LatestQuery(BaseModel):
     latest: int | None = Field(
-        default=None, description="Id of the scenario action this request belongs to."
+        default=None,
+        ge=-INT64_MAX,
+        le=INT64_MAX,
+        description="Id of the scenario action this request belongs to.",
     )
 
 
@@ -37,7 +41,7 @@ class LatestResponse(BaseModel):
 
 class RegisterRequest(BaseModel):
     username: str = Field(min_length=1, max_length=USERNAME_MAX)
-    email: str = Field(min_length=3, max_length=EMAIL_MAX, pattern="@")
+    email: str = Field(min_length=1, max_length=EMAIL_MAX, pattern="@")
     pwd: str = Field(min_length=1)
 
 
@@ -60,13 +64,32 @@ class FollowsOut(BaseModel):
 
 
 class FollowRequest(BaseModel):
-    follow: str | None = Field(default=None, description="Username to follow.")
-    unfollow: str | None = Field(default=None, description="Username to unfollow.")
+    """Exactly one of ``follow`` and ``unfollow``, a string."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["follow"], "not": {"required": ["unfollow"]}},
+                {"required": ["unfollow"], "not": {"required": ["follow"]}},
+            ],
+            "properties": {
+                "follow": {"type": "string", "description": "Username to follow."},
+                "unfollow": {"type": "string", "description": "Username to unfollow."},
+            },
+        }
+    )
+
+    follow: str | None = None
+    unfollow: str | None = None
+
+
+class NoContent(BaseModel):
+    """Success, with an empty body (documented without content; see app.api.openapi)."""
 
 
 class Error(BaseModel):
-    status: int
-    error_msg: str
+    status: int = Field(description="The HTTP status code again.")
+    error_msg: str = Field(min_length=1, description="What was wrong, in words.")
 
 
 class Health(BaseModel):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from app.models import Latest
+from app.observability.metrics import timed_db
 
 LATEST_ID = 1
 
 
+@timed_db("latest_get")
 async def get() -> int:
     value = await Latest.filter(id=LATEST_ID).first().values_list("value", flat=True)
     return -1 if value is None else int(value)  # type: ignore[call-overload]
 
 
+@timed_db("latest_record")
 async def record(value: int) -> None:
     """One UPDATE of the row the first migration created."""
     updated = await Latest.filter(id=LATEST_ID).update(value=value)

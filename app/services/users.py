@@ -7,6 +7,7 @@ from tortoise.exceptions import IntegrityError
 from app import passwords
 from app.errors import InvalidInput, UserNotFound
 from app.models import User
+from app.observability.metrics import timed_db
 from app.validation import MSG_USERNAME_TAKEN, check_registration, check_text
 
 
@@ -17,15 +18,26 @@ async def register(username: str, email: str, password: str, password2: str | No
     constraint catches the race where two registrations of one name interleave.
     """
     check_registration(username, email, password, password2)
-    if await User.exists(username=username):
+    if await _username_taken(username):
         raise InvalidInput(MSG_USERNAME_TAKEN)
     pw_hash = await passwords.hash_password(password)
     try:
-        return await User.create(username=username, email=email, pw_hash=pw_hash)
+        return await _create_user(username, email, pw_hash)
     except IntegrityError:
         raise InvalidInput(MSG_USERNAME_TAKEN) from None
 
 
+@timed_db("user_lookup")
+async def _username_taken(username: str) -> bool:
+    return await User.exists(username=username)
+
+
+@timed_db("user_insert")
+async def _create_user(username: str, email: str, pw_hash: str) -> User:
+    return await User.create(username=username, email=email, pw_hash=pw_hash)
+
+
+@timed_db("user_lookup")
 async def find(username: str) -> User | None:
     try:
         check_text("username", username)
@@ -41,6 +53,7 @@ async def get(username: str) -> User:
     return user
 
 
+@timed_db("user_lookup")
 async def get_id(username: str) -> int:
     """The id alone: the API's hot paths need nothing else of the user."""
     try:
@@ -53,6 +66,7 @@ async def get_id(username: str) -> int:
     return int(user_id)  # type: ignore[call-overload]
 
 
+@timed_db("user_by_id")
 async def by_id(user_id: int) -> User | None:
     return await User.get_or_none(id=user_id)
 

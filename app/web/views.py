@@ -19,6 +19,7 @@ from quart import (
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from app.errors import InvalidInput
+from app.observability import events
 from app.services import follows, messages, users
 from app.services.messages import Cursor, Post
 from app.web.same_site import is_cross_site
@@ -34,18 +35,19 @@ Page = str | WerkzeugResponse
 
 @bp.before_request
 async def load_user_and_refuse_cross_site() -> None:
-    if request.method not in ("GET", "HEAD", "OPTIONS") or request.endpoint in STATE_CHANGING_GETS:
-        cross = is_cross_site(
-            request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"), request.host
-        )
-        if cross:
-            abort(403, "Cross-site request refused.")
+    # The user first, so that even the 403 page shows the right navigation.
     g.user = None
     user_id = session.get("user_id")
     if isinstance(user_id, int):
         g.user = await users.by_id(user_id)
         if g.user is None:  # the account is gone: forget the stale session
             session.pop("user_id", None)
+    if request.method not in ("GET", "HEAD", "OPTIONS") or request.endpoint in STATE_CHANGING_GETS:
+        cross = is_cross_site(
+            request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"), request.host
+        )
+        if cross:
+            abort(403, "Cross-site request refused.")
 
 
 def _require_login() -> int:
@@ -112,6 +114,7 @@ async def follow_user(username: str) -> Page:
     who_id = _require_login()
     whom_id = await users.get_id(username)
     await follows.follow(who_id, whom_id)
+    events.followed("web", g.user.username, username)
     await flash(f'You are now following "{username}"')
     return redirect(url_for("web.user_timeline", username=username))
 
@@ -121,6 +124,7 @@ async def unfollow_user(username: str) -> Page:
     who_id = _require_login()
     whom_id = await users.get_id(username)
     await follows.unfollow(who_id, whom_id)
+    events.unfollowed("web", g.user.username, username)
     await flash(f'You are no longer following "{username}"')
     return redirect(url_for("web.user_timeline", username=username))
 
@@ -135,6 +139,7 @@ async def add_message() -> Page:
         except InvalidInput as exc:
             await flash(exc.message)
         else:
+            events.message_posted("web", g.user.username)
             await flash("Your message was recorded")
     else:
         await flash("Your message was empty, so nothing was recorded")
@@ -148,11 +153,14 @@ async def login() -> Page:
     error = None
     form = await request.form
     if request.method == "POST":
+        username = form.get("username", "")
         try:
-            user = await users.authenticate(form.get("username", ""), form.get("password", ""))
+            user = await users.authenticate(username, form.get("password", ""))
         except InvalidInput as exc:
+            events.login(False, username)
             error = exc.message
         else:
+            events.login(True, username)
             session.clear()
             session["user_id"] = int(user.id)
             await flash("You were logged in")
@@ -177,6 +185,7 @@ async def register() -> Page:
         except InvalidInput as exc:
             error = exc.message
         else:
+            events.user_registered("web", form.get("username", ""))
             await flash("You were successfully registered and can login now")
             return redirect(url_for("web.login"))
     return await render_template("register.html", error=error, form=form)

@@ -1,0 +1,309 @@
+"""One logging setup: every line is one JSON object in Elastic Common Schema.
+
+ecs-logging formats the records; this module adds what ECS alone does not
+give us: the request id on every line written while a request is handled
+(a context variable the middleware sets), a defensive scrub of anything that
+looks like a secret, and an optional second output straight to Logstash over
+TCP (python-logstash) behind a bounded queue, so a slow or dead Logstash costs
+a request nothing: events that do not fit are dropped, counted in
+``minitwit_log_events_dropped_total`` and reported once a minute
+(``MINITWIT_LOG_DROP_REPORT_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import ecs_logging
+
+# (From its module: a bare ``import logstash`` makes mypy find this repository's
+# logstash/ folder of pipeline files instead of python-logstash.)
+from logstash.handler_tcp import TCPLogstashHandler
+
+from app.observability import metrics
+
+SERVICE_NAME = "minitwit"
+
+# The fields the app writes (ECS names). The Logstash pipeline, the index
+# template and the Kibana searches are checked against this list by tests.
+FIELDS: Mapping[str, str] = {
+    "@timestamp": "date",
+    "log.level": "keyword",
+    "log.logger": "keyword",
+    "message": "text",
+    "ecs.version": "keyword",
+    "service.name": "keyword",
+    "service.version": "keyword",
+    "service.environment": "keyword",
+    "event.dataset": "keyword",
+    "event.action": "keyword",
+    "event.category": "keyword",
+    "event.outcome": "keyword",
+    "event.duration": "long",
+    "http.request.id": "keyword",
+    "http.request.method": "keyword",
+    "http.response.status_code": "long",
+    "http.route": "keyword",
+    "url.path": "keyword",
+    "client.ip": "ip",
+    "user_agent.original": "keyword",
+    "user.name": "keyword",
+    "user.target.name": "keyword",
+    "labels.app": "keyword",
+    "error.type": "keyword",
+    "error.message": "text",
+    "error.stack_trace": "text",
+    "process.pid": "long",
+}
+
+# Never written, whatever a caller passes in ``extra``: the scrub removes any
+# field whose last name part is one of these.
+SENSITIVE_NAMES = frozenset(
+    {"password", "pwd", "pw_hash", "authorization", "cookie", "set-cookie", "secret_key"}
+)
+
+# Extras other libraries attach that are not ECS and carry nothing new.
+NOISE = frozenset({"color_message"})
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "minitwit_request_id", default=None
+)
+
+
+class RequestContextFilter(logging.Filter):
+    """Stamp every record with the current request id, and drop secret-looking extras."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current is not None and not hasattr(record, "http.request.id"):
+            setattr(record, "http.request.id", current)
+        for name in list(vars(record)):
+            if name.rsplit(".", 1)[-1].lower() in SENSITIVE_NAMES or name in NOISE:
+                delattr(record, name)
+        return True
+
+
+class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
+    """ECS JSON that can always be written as UTF-8.
+
+    A lone surrogate (a username sent as ``"\\ud800"`` in JSON) cannot be encoded:
+    the stream write failed, the event was lost and a non-JSON traceback took
+    its line. Such a character is written as its JSON escape instead.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text
+
+
+class _BytesECSFormatter(_EncodableECSFormatter):
+    """python-logstash's TCP handler wants bytes from its formatter."""
+
+    def format(self, record: logging.LogRecord) -> bytes:  # type: ignore[override]
+        return super().format(record).encode("utf-8")
+
+
+class DroppingQueueHandler(logging.Handler):
+    """Put records on a bounded queue without ever blocking; count what does not fit.
+
+    Drops are counted in the metric at once and written to stdout as one
+    warning per ``report_every`` seconds (by ``LogstashShipper``'s reporter
+    thread), never one line per dropped event.
+    """
+
+    def __init__(self, events: queue.Queue[logging.LogRecord], report_every: float = 60.0):
+        super().__init__()
+        self.events = events
+        self.report_every = report_every
+        self._dropped_since_report = 0
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            # Render now: the args may change after the request moves on.
+            record.msg = record.getMessage()
+            record.args = None
+            self.events.put_nowait(record)
+        except queue.Full:
+            metrics.LOG_EVENTS_DROPPED.inc()
+            with self._lock:
+                self._dropped_since_report += 1
+
+    def report(self) -> int:
+        """Write one warning for the drops since the last report, if any; return their number."""
+        with self._lock:
+            dropped, self._dropped_since_report = self._dropped_since_report, 0
+        if dropped:
+            # Reported on stdout only: the Logstash path is the one that is full.
+            logging.getLogger("minitwit.logging").warning(
+                "dropped %d log events for Logstash in the last %.0f s (queue full)",
+                dropped,
+                self.report_every,
+                extra={"event.action": "log-events-dropped", "minitwit.to_logstash": False},
+            )
+        return dropped
+
+
+class _NotForLogstash(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "minitwit.to_logstash", True) is not False
+
+
+# How long the shipper waits before trying a record again when Logstash cannot
+# be reached (python-logstash's handler adds its own backoff, up to 30 s).
+RETRY_SECONDS = 0.5
+# The kernel's send buffer for the Logstash socket. Left to autotuning it grows
+# to megabytes that a stalled Logstash silently swallows (and that are lost on
+# reconnect); the bounded queue is the buffer, where what is lost is counted.
+SEND_BUFFER_BYTES = 64 * 1024
+
+
+class _LogstashTCPHandler(TCPLogstashHandler):
+    def makeSocket(self, timeout: float = 1) -> socket.socket:
+        sock: socket.socket = super().makeSocket(timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        return sock
+
+
+class LogstashShipper:
+    """A background thread draining the queue into python-logstash's TCP handler.
+
+    A record leaves the queue only once it was written to a connected socket:
+    while Logstash is down the thread keeps the record and retries, so the
+    queue fills up and what no longer fits is dropped and counted (instead of
+    python-logstash discarding records silently while it has no connection).
+    The socket has a 1 s timeout (then it reconnects) and a small send buffer,
+    so a Logstash that accepts but never reads stalls this thread, never a
+    request, and the queue, not the kernel, holds what waits.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        formatter: logging.Formatter,
+        capacity: int,
+        report_every: float = 60.0,
+    ) -> None:
+        self.events: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=capacity)
+        self.tcp = _LogstashTCPHandler(host, port, version=1)
+        self.tcp.setFormatter(formatter)
+        self.handler = DroppingQueueHandler(self.events, report_every)
+        self.handler.addFilter(_NotForLogstash())
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._drain, name="minitwit-logstash", daemon=True),
+            threading.Thread(target=self._report, name="minitwit-log-drops", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+        self.handler.report()
+        self.tcp.close()
+
+    def _drain(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                record = self.events.get(timeout=RETRY_SECONDS)
+            except queue.Empty:
+                continue
+            while not self._ship(record):
+                if self._stopping.wait(RETRY_SECONDS):
+                    return
+
+    def _ship(self, record: logging.LogRecord) -> bool:
+        """Send one record; True once it was written to a connected socket (or cannot be)."""
+        try:
+            line = self.tcp.makePickle(record)
+        except Exception:
+            self.tcp.handleError(record)  # a record that cannot be formatted is not retried
+            return True
+        self.tcp.send(line)  # connects if needed; on failure closes and forgets the socket
+        return self.tcp.sock is not None
+
+    def _report(self) -> None:
+        while not self._stopping.wait(self.handler.report_every):
+            self.handler.report()
+
+
+_shipper: LogstashShipper | None = None
+
+
+def ecs_formatter(
+    version: str,
+    environment: str,
+    formatter_class: type[ecs_logging.StdlibFormatter] = _EncodableECSFormatter,
+) -> ecs_logging.StdlibFormatter:
+    return formatter_class(
+        extra={
+            "service.name": SERVICE_NAME,
+            "service.version": version,
+            "service.environment": environment,
+        },
+        exclude_fields=["log.origin", "log.original", "process.thread", "process.name"],
+        ensure_ascii=False,
+    )
+
+
+def configure(
+    *,
+    level: str,
+    version: str,
+    environment: str,
+    logstash_host: str | None = None,
+    logstash_port: int = 5000,
+    logstash_queue_size: int = 10_000,
+    logstash_report_seconds: float = 60.0,
+    stream: Any = None,
+) -> None:
+    """Install the one root handler (stdout, JSON) and, if configured, the Logstash shipper."""
+    global _shipper
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if _shipper is not None:
+        _shipper.stop()
+        _shipper = None
+
+    stdout = logging.StreamHandler(stream or sys.stdout)
+    stdout.setFormatter(ecs_formatter(version, environment))
+    stdout.addFilter(RequestContextFilter())
+    root.addHandler(stdout)
+    root.setLevel(level)
+
+    if logstash_host:
+        formatter = ecs_formatter(version, environment, _BytesECSFormatter)
+        _shipper = LogstashShipper(
+            logstash_host, logstash_port, formatter, logstash_queue_size, logstash_report_seconds
+        )
+        _shipper.handler.addFilter(RequestContextFilter())
+        root.addHandler(_shipper.handler)
+        _shipper.start()
+
+    # uvicorn's own loggers go through the same JSON handler, except its access
+    # log: the middleware writes the one access event per request.
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False

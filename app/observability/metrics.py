@@ -1,0 +1,178 @@
+"""Every Prometheus metric MiniTwit exports, in one place.
+
+Names carry the ``minitwit_`` prefix and base units (seconds, bytes). Labels
+are bounded: the route *template* (``/msgs/<path:username>``), never the raw
+path or a username, so the series count cannot grow with the data.
+
+With several worker processes, prometheus-client's multiprocess mode keeps
+each worker's values in files under ``PROMETHEUS_MULTIPROC_DIR`` (set by
+``minitwit serve``), and ``/metrics`` on any worker sums them; the gauge
+modes below say how each gauge combines across workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import REGISTRY
+
+# Buckets resolve the simulator's 0.3 s timeout: 0.25 and 0.3 sit either side of it.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+# --- RED, per surface (app="web" | "api") -----------------------------------
+HTTP_REQUESTS = Counter(
+    "minitwit_http_requests_total",
+    "HTTP requests answered, by surface, method, route template and status code.",
+    ["app", "method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "minitwit_http_request_duration_seconds",
+    "Time from request received to response sent, by surface, method and route template.",
+    ["app", "method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_PROGRESS = Gauge(
+    "minitwit_http_requests_in_progress",
+    "Requests being handled right now, by surface.",
+    ["app"],
+    multiprocess_mode="livesum",
+)
+
+# --- The domain ---------------------------------------------------------------
+MESSAGES_POSTED = Counter(
+    "minitwit_messages_posted_total", "Messages posted, by source (web/api).", ["source"]
+)
+FOLLOWS = Counter("minitwit_follows_total", "Follow actions, by source (web/api).", ["source"])
+UNFOLLOWS = Counter(
+    "minitwit_unfollows_total", "Unfollow actions, by source (web/api).", ["source"]
+)
+REGISTRATIONS = Counter(
+    "minitwit_registrations_total", "Users registered, by source (web/api).", ["source"]
+)
+LOGINS = Counter(
+    "minitwit_logins_total", "Web sign-in attempts, by result (ok/failed).", ["result"]
+)
+USERS_NOT_FOUND = Counter(
+    "minitwit_user_not_found_total",
+    "Requests that named a user who does not exist, by surface.",
+    ["app"],
+)
+SIMULATOR_LATEST = Gauge(
+    "minitwit_simulator_latest_id",
+    "The simulator's latest processed action id, as last recorded by this service.",
+    multiprocess_mode="mostrecent",
+)
+
+# --- Runtime and dependencies ---------------------------------------------------
+BUILD_INFO = Gauge(
+    "minitwit_build_info",
+    "Always 1; the labels say which version and git revision is running.",
+    ["version", "revision"],
+    multiprocess_mode="max",
+)
+START_TIME = Gauge(
+    "minitwit_start_time_seconds",
+    "Unix time the oldest live worker process started (uptime = time() - this).",
+    multiprocess_mode="livemin",
+)
+PROCESS_CPU_SECONDS = Counter(
+    "minitwit_process_cpu_seconds_total", "CPU time used by the worker processes."
+)
+PROCESS_RESIDENT_MEMORY = Gauge(
+    "minitwit_process_resident_memory_bytes",
+    "Resident memory of the live worker processes.",
+    multiprocess_mode="livesum",
+)
+PROCESS_OPEN_FDS = Gauge(
+    "minitwit_process_open_fds",
+    "Open file descriptors of the live worker processes.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "minitwit_db_pool_connections",
+    "Database connections open in the pools, by state (in_use/idle).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "minitwit_db_pool_max_connections",
+    "Maximum database connections the pools may open (all workers).",
+    multiprocess_mode="livesum",
+)
+DB_QUERY_DURATION = Histogram(
+    "minitwit_db_query_duration_seconds",
+    "Time spent in the database per service operation.",
+    ["operation"],
+    buckets=DB_BUCKETS,
+)
+ERRORS = Counter(
+    "minitwit_errors_total",
+    "Requests that failed on our side, by kind (database_unavailable, internal).",
+    ["kind"],
+)
+LOG_EVENTS_DROPPED = Counter(
+    "minitwit_log_events_dropped_total",
+    "Log events not shipped to Logstash because its queue was full.",
+)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def timed_db(operation: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Time a service function's database work into ``minitwit_db_query_duration_seconds``."""
+    observe = DB_QUERY_DURATION.labels(operation=operation).observe
+
+    def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(function)
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            start = time.perf_counter()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                observe(time.perf_counter() - start)
+
+        return timed
+
+    return decorate
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def record_start(version: str, revision: str) -> None:
+    BUILD_INFO.labels(version=version, revision=revision).set(1)
+    START_TIME.set(time.time())
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition for ``/metrics``: this process, or all workers summed."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a stopped worker's live gauges (in-progress, pool) from the sums."""
+    if multiprocess_dir():
+        prometheus_multiprocess.mark_process_dead(pid)

@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers (they never assert timings); see docs/performance.md."""
