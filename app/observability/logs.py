@@ -146,18 +146,23 @@ class DroppingQueueHandler(logging.Handler):
             dropped, self._dropped_since_report = self._dropped_since_report, 0
         if dropped:
             # Reported on stdout only: the Logstash path is the one that is full.
-            logging.getLogger("minitwit.logging").warning(
+            logging.getLogger(STDOUT_ONLY_LOGGER).warning(
                 "dropped %d log events for Logstash in the last %.0f s (queue full)",
                 dropped,
                 self.report_every,
-                extra={"event.action": "log-events-dropped", "minitwit.to_logstash": False},
+                extra={"event.action": "log-events-dropped"},
             )
         return dropped
 
 
+# The shipper's own reports go to stdout only (by logger name: a marker in
+# ``extra`` would have been written into the JSON as a field nobody declared).
+STDOUT_ONLY_LOGGER = "minitwit.logging"
+
+
 class _NotForLogstash(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(record, "minitwit.to_logstash", True) is not False
+        return record.name != STDOUT_ONLY_LOGGER
 
 
 # How long the shipper waits before trying a record again when Logstash cannot
