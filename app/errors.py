@@ -51,8 +51,10 @@ def is_database_outage(exc: BaseException) -> bool:
     """True for failures caused by the database being down, slow or locked, not by a bug."""
     if isinstance(exc, _OUTAGE_TYPES):
         return True
-    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, sqlite3.OperationalError):
-        text = str(exc.__cause__).lower()
+    # Tortoise re-raises driver errors sometimes with ``from`` (__cause__) and
+    # sometimes inside ``except`` without it (__context__, its SQLite client).
+    origin = exc.__cause__ or exc.__context__
+    if isinstance(exc, OperationalError) and isinstance(origin, sqlite3.OperationalError):
+        text = str(origin).lower()
         return "locked" in text or "busy" in text or "unable to open" in text
-    cause = exc.__cause__
-    return cause is not None and cause is not exc and isinstance(cause, _OUTAGE_TYPES)
+    return origin is not None and origin is not exc and isinstance(origin, _OUTAGE_TYPES)

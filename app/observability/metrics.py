@@ -161,6 +161,16 @@ def multiprocess_dir() -> str | None:
 def record_start(version: str, revision: str) -> None:
     BUILD_INFO.labels(version=version, revision=revision).set(1)
     START_TIME.set(time.time())
+    # Create the labelled series at 0, so that rate() and absence checks see
+    # them from the first scrape rather than from the first event.
+    for source in ("web", "api"):
+        for counter in (MESSAGES_POSTED, FOLLOWS, UNFOLLOWS, REGISTRATIONS):
+            counter.labels(source=source)
+        USERS_NOT_FOUND.labels(app=source)
+    for result in ("ok", "failed"):
+        LOGINS.labels(result=result)
+    for kind in ("database_unavailable", "internal"):
+        ERRORS.labels(kind=kind)
 
 
 def exposition() -> tuple[bytes, str]:
