@@ -1,4 +1,4 @@
-"""The ``minitwit`` command: serve, migrate, import-sqlite, logs (setup, search).
+"""The ``minitwit`` command: serve, migrate, import-sqlite, logs (setup, search), simulate.
 
 Configuration comes from the environment only (see the README); the command
 line chooses what to do, not how the app is configured.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.config import ConfigError, Settings
 from app.logsearch.cli import add_logs_parser
+from app.simulator.cli import add_simulate_parser
 
 # Every variable the app reads, as ``--help`` shows it (the README has the same table).
 ENVIRONMENT_VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -29,7 +30,7 @@ ENVIRONMENT_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MINITWIT_DB_POOL_SIZE", "10", "PostgreSQL connections per worker"),
     ("MINITWIT_DB_TIMEOUT", "0.25", "seconds a request's statement may take (then 503)"),
     ("MINITWIT_DB_CONNECT_TIMEOUT", "2", "seconds to wait for a new PostgreSQL connection"),
-    ("MINITWIT_HASH_CONCURRENCY", "2", "password hashes computed at once per worker"),
+    ("MINITWIT_HASH_CONCURRENCY", "1", "password hashes computed at once per worker"),
     ("MINITWIT_SHUTDOWN_TIMEOUT", "10", "seconds SIGTERM waits for in-flight requests"),
     ("MINITWIT_SECURE_COOKIES", "on in production", "mark the session cookie Secure"),
     ("MINITWIT_FORWARDED_ALLOW_IPS", "127.0.0.1", "proxies trusted for X-Forwarded-For"),
@@ -41,6 +42,7 @@ ENVIRONMENT_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MINITWIT_LOG_DROP_REPORT_SECONDS", "60", "how often dropped Logstash events are reported"),
     ("MINITWIT_REVISION", "unknown", "the deployed revision, reported in metrics"),
     ("MINITWIT_FAULT_INJECTION", "off", "test-only fault switch; refused in production"),
+    ("MINITWIT_OBSERVABILITY", "on", "off: no HTTP metrics or access events (benchmarks only)"),
     ("PROMETHEUS_MULTIPROC_DIR", "a temp dir", "where workers share their metrics"),
 )
 DATABASE_VARIABLES = frozenset({"DATABASE_URL", "MINITWIT_DB_CONNECT_TIMEOUT"})
@@ -174,12 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("path", help="the legacy SQLite database file")
     importer.set_defaults(handler=_import_sqlite)
     add_logs_parser(commands, raw)
+    add_simulate_parser(commands, raw)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not getattr(args, "needs_settings", True):  # minitwit logs: the log stack's own settings
+    # minitwit logs (the log stack's own settings) and simulate (a client) need no app settings
+    if not getattr(args, "needs_settings", True):
         standalone: int = args.handler(args)
         return standalone
     try:

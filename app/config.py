@@ -72,7 +72,7 @@ class Settings:
     db_pool_size: int = 10
     db_timeout: float = 0.25
     db_connect_timeout: float = 2.0
-    hash_concurrency: int = 2
+    hash_concurrency: int = 1  # measured best on 2 cores: bench/hashing.py
     shutdown_timeout: int = 10
     secure_cookies: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
@@ -84,6 +84,9 @@ class Settings:
     log_drop_report_seconds: float = 60.0
     revision: str = "unknown"
     fault_injection: bool = False
+    # A benchmarking knob: off skips the request middleware (HTTP metrics and access
+    # events) so bench/overhead.py can measure what it costs. Keep it on in service.
+    observability: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -133,6 +136,7 @@ class Settings:
             ),
             revision=env.get("MINITWIT_REVISION") or cls.revision,
             fault_injection=_bool(env, "MINITWIT_FAULT_INJECTION", False),
+            observability=_bool(env, "MINITWIT_OBSERVABILITY", True),
         )
         settings.check()
         return settings

@@ -20,6 +20,7 @@ from app.config import Settings
 
 MODELS_MODULE = "app.models"
 MIGRATIONS_MODULE = "app.migrations"
+PG_ENGINE = "app.pgclient"
 # Migrations may rewrite big tables: the per-statement timeout meant for web
 # requests (MINITWIT_DB_TIMEOUT, 0.25 s) would abort them half way.
 MIGRATION_STATEMENT_TIMEOUT = 3600.0
@@ -35,19 +36,39 @@ def connection_name(settings: Settings) -> str:
     return "postgres" if settings.is_postgres else "sqlite"
 
 
+async def _keep_session(_connection: Any) -> None:
+    """What the pool does to a connection on release, beyond rolling back.
+
+    asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` every time a connection goes back to the pool, and
+    Tortoise takes one from the pool for every statement outside a
+    transaction: one extra round trip per statement, 37% of PostgreSQL's CPU
+    per simulator action (docs/performance.md). The app takes no advisory
+    locks, opens no cursors, never LISTENs and never SETs a session variable,
+    so there is nothing to reset; asyncpg still rolls back a transaction left
+    open (and closes a broken connection) before calling this.
+    """
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Translate DATABASE_URL plus pool and timeout settings into Tortoise's config dict."""
     url = settings.database_url.replace("postgresql://", "postgres://", 1)
     connection = expand_db_url(url)
     credentials = connection["credentials"]
     if settings.is_postgres:
+        # Tortoise's asyncpg engine, except that waiting for a pooled connection
+        # is bounded too (see app.pgclient).
+        connection["engine"] = PG_ENGINE
+        credentials.setdefault("acquire_timeout", settings.db_timeout)
         credentials.setdefault("minsize", 1)
         credentials.setdefault("maxsize", settings.db_pool_size)
         # Fail fast instead of piling requests up behind a slow or absent database:
-        # every statement and every connection attempt is bounded.
+        # every wait for a pooled connection, every statement and every connection
+        # attempt is bounded.
         credentials.setdefault("command_timeout", settings.db_timeout)
         credentials.setdefault("timeout", settings.db_connect_timeout)
         credentials.setdefault("max_inactive_connection_lifetime", 60.0)
+        credentials.setdefault("reset", _keep_session)
     return {
         "connections": {connection_name(settings): connection},
         "apps": {

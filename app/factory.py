@@ -65,7 +65,8 @@ def _base_app(import_name: str, surface: str, settings: Settings) -> Quart:
         body, content_type = exposition()
         return Response(body, content_type=content_type)
 
-    middleware.install(app, surface, settings.slow_request_seconds)
+    if settings.observability:  # MINITWIT_OBSERVABILITY=off: a benchmarking knob only
+        middleware.install(app, surface, settings.slow_request_seconds)
     if settings.fault_injection:
         faults.install(app)
     return app

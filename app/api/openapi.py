@@ -9,6 +9,8 @@ for is added here, so that the description matches what the app does:
 - the errors any path gives outside its operations: an unknown path is a 404
   and a method a path does not document is a 405, both with the JSON error
   body (``components.responses.NotFound`` / ``MethodNotAllowed``);
+- a request body is required wherever one is documented: the handlers answer
+  a missing body with 400, so the document must not call it optional;
 - ``servers`` names the prefix the document was fetched under (``/api`` on
   the web port), so its paths resolve to the API wherever it is mounted.
 """
@@ -60,6 +62,8 @@ class SimulatorOpenAPIProvider(OpenAPIProvider):
         schema = super().schema()
         for path, path_item in schema["paths"].items():
             for method, operation in path_item.items():
+                if "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
                 text = PLAIN_TEXT_OPERATIONS.get((path, method))
                 if text and not operation["responses"]:
                     operation["responses"]["200"] = {

@@ -1,0 +1,1 @@
+"""Smoke tests of a running stack (docker compose up), by URL: pytest tests/stack."""
