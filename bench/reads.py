@@ -38,7 +38,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,8 +47,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import asyncpg
-import httpx
 
+from bench.common import Service, start_minitwit
 from bench.explain import capture_sql, explain
 from bench.seed import BENCH_PASSWORD, DEFAULT_URL
 
@@ -146,65 +145,15 @@ async def database_facts(url: str) -> str:
 # --- the server ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def port_of(url: str | None) -> int:
+    assert url is not None
+    return int(url.rsplit(":", 1)[1])
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    web_port: int
-    api_port: int
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_server(url: str, workers: int, log_dir: Path) -> Server:
-    web_port, api_port = free_port(), free_port()
-    while api_port == web_port:
-        api_port = free_port()
-    minitwit = Path(sys.executable).parent / "minitwit"  # the installed command
-    command = [str(minitwit) if minitwit.exists() else "minitwit", "serve"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "MINITWIT_HOST": "127.0.0.1",
-        "MINITWIT_WEB_PORT": str(web_port),
-        "MINITWIT_API_PORT": str(api_port),
-        "MINITWIT_WORKERS": str(workers),
-        "SIMULATOR_USERNAME": SIMULATOR[0],
-        "SIMULATOR_PASSWORD": SIMULATOR[1],
-    }
-    log_path = log_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(process, web_port, api_port, log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            web = httpx.get(f"http://127.0.0.1:{web_port}/health", timeout=1)
-            api = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=1)
-            if web.status_code == api.status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise SystemExit(f"server did not become healthy:\n{log_path.read_text()}")
+def start_server(url: str, workers: int, log_dir: Path) -> Service:
+    """``minitwit serve`` on free loopback ports, with the simulator's default credentials."""
+    env = {"SIMULATOR_USERNAME": SIMULATOR[0], "SIMULATOR_PASSWORD": SIMULATOR[1]}
+    return start_minitwit(url, log_dir, workers, env)
 
 
 # --- the client ------------------------------------------------------------------------
@@ -409,10 +358,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="minitwit-bench-") as log_dir:
         server = start_server(url, args.workers, Path(log_dir))
         try:
-            cookies = [sign_in(server.web_port, name) for name in subjects.home_users]
+            cookies = [sign_in(port_of(server.web_url), name) for name in subjects.home_users]
             results = []
             for endpoint in endpoints(
-                subjects, cookies, server.web_port, server.api_port, args.latest
+                subjects, cookies, port_of(server.web_url), port_of(server.url), args.latest
             ):
                 if args.only and not any(word in endpoint.name for word in args.only):
                     continue

@@ -14,15 +14,12 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from quart.typing import TestClientProtocol as Client
 
@@ -168,50 +165,10 @@ class LiveServer:
 def start_server(
     database_url: str, log_dir: Path, workers: int = 1, env: dict[str, str] | None = None
 ) -> LiveServer:
-    web_port, api_port = postgres.free_port(), postgres.free_port()
-    while api_port == web_port:
-        api_port = postgres.free_port()
-    server_env = {
-        **os.environ,
-        "MINITWIT_ENV": "test",
-        "DATABASE_URL": database_url,
-        "MINITWIT_HOST": "127.0.0.1",
-        "MINITWIT_WEB_PORT": str(web_port),
-        "MINITWIT_API_PORT": str(api_port),
-        "MINITWIT_WORKERS": str(workers),
-        "MINITWIT_DB_TIMEOUT": "2",
-        **(env or {}),
-    }
-    log_path = log_dir / f"server-{web_port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve"],
-            env=server_env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(
-        process,
-        f"http://127.0.0.1:{web_port}",
-        f"http://127.0.0.1:{api_port}",
-        database_url,
-        log_path,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            web = httpx.get(f"{server.web_url}/health", timeout=1)
-            api = httpx.get(f"{server.api_url}/health", timeout=1)
-            if web.status_code == api.status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not become healthy:\n{server.log()}")
+    """``minitwit serve`` on free loopback ports, healthy, with only the given configuration."""
+    from tests.processes import launch  # tests.processes imports this module
+
+    return launch(database_url, log_dir, workers=workers, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,10 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+# What every LogRecord has; anything else on a record came from ``extra``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
 class RequestContextFilter(logging.Filter):
     """Stamp every record with the current request id, and drop secret-looking extras."""
 
@@ -84,7 +88,9 @@ class RequestContextFilter(logging.Filter):
         current = request_id.get()
         if current is not None and not hasattr(record, "http.request.id"):
             setattr(record, "http.request.id", current)
-        for name in list(vars(record)):
+        # Only the extras can carry a secret: checking just them keeps this
+        # filter cheap on the per-request access event.
+        for name in vars(record).keys() - _RECORD_ATTRIBUTES:
             if name.rsplit(".", 1)[-1].lower() in SENSITIVE_NAMES or name in NOISE:
                 delattr(record, name)
         return True
