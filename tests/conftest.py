@@ -171,6 +171,27 @@ def start_server(
     return launch(database_url, log_dir, workers=workers, env=env)
 
 
+@pytest.fixture(scope="module")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database (by the real ``minitwit migrate``) for servers a
+    test starts with its own environment, where the backend does not matter."""
+    from tests.processes import run_minitwit  # tests.processes imports this module
+
+    path = tmp_path_factory.mktemp("sqlite-served") / "minitwit.db"
+    result = run_minitwit("migrate", DATABASE_URL=f"sqlite://{path}")
+    assert result.returncode == 0, result.stderr
+    return f"sqlite://{path}"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[LiveServer]]:
+    """Servers a test starts; whatever is still running at the end is stopped."""
+    started: list[LiveServer] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server(
     database_url: str, tmp_path_factory: pytest.TempPathFactory

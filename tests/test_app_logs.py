@@ -14,7 +14,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests import postgres
 from tests.conftest import SIMULATOR_AUTH, LiveServer
 from tests.db_state import fetch
 from tests.logdocs import PASSWORD, app_log_lines, flatten, parse_lines
-from tests.processes import HANG_GUARD, launch, run_minitwit, wait_until
+from tests.processes import HANG_GUARD, launch, wait_until
 
 ECS_BASE = {"@timestamp", "log.level", "message", "ecs.version", "service.name", "log.logger"}
 
@@ -67,23 +66,6 @@ def wait_for_access(server: LiveServer, request_id: str) -> dict[str, Any]:
         return None
 
     return wait_until(written, what=f"the access event of request {request_id}")
-
-
-@pytest.fixture(scope="module")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database for servers started with their own environment."""
-    path = tmp_path_factory.mktemp("logs") / "minitwit.db"
-    result = run_minitwit("migrate", DATABASE_URL=f"sqlite://{path}")
-    assert result.returncode == 0, result.stderr
-    return f"sqlite://{path}"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    started: list[LiveServer] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 # --- shape ----------------------------------------------------------------------------

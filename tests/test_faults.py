@@ -156,14 +156,6 @@ def database(cluster: OwnedCluster) -> str:
     return url
 
 
-@pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    started: list[LiveServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def serve(database: str, tmp_path: Path, servers: list[LiveServer], **env: str) -> LiveServer:
     server = start_server(database, tmp_path, env={**PRODUCTION_TIMEOUTS, **env})
     servers.append(server)

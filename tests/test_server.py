@@ -76,24 +76,6 @@ def read_head(conn: socket.socket) -> bytes:
     return head
 
 
-@pytest.fixture(scope="module")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database for tests where the backend does not matter."""
-    path = tmp_path_factory.mktemp("serve") / "minitwit.db"
-    result = run_minitwit("migrate", DATABASE_URL=f"sqlite://{path}")
-    assert result.returncode == 0, result.stderr
-    return f"sqlite://{path}"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    """Servers a test starts; whatever is still running at the end is stopped."""
-    started: list[LiveServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 # --- graceful shutdown --------------------------------------------------------
 
 
