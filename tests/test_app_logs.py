@@ -542,14 +542,22 @@ def drop_reports(server: LiveServer) -> list[dict[str, Any]]:
     ]
 
 
+def baseline_latencies(
+    sqlite_url: str, tmp_path: Path, servers: list[LiveServer], count: int
+) -> list[float]:
+    """Request latencies of a server that ships nothing to Logstash: the comparison."""
+    server = launch(sqlite_url, tmp_path)
+    servers.append(server)
+    baseline = latencies(server, count)
+    server.stop()
+    return baseline
+
+
 def test_events_ship_to_logstash_over_tcp_and_a_dead_logstash_costs_requests_nothing(
     sqlite_url: str, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
     count = 300
-    baseline_server = launch(sqlite_url, tmp_path)
-    servers.append(baseline_server)
-    baseline = latencies(baseline_server, count)
-    baseline_server.stop()
+    baseline = baseline_latencies(sqlite_url, tmp_path, servers, count)
 
     listener = Listener()
     try:
@@ -593,10 +601,7 @@ def test_a_logstash_that_never_reads_costs_requests_nothing(
     sqlite_url: str, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
     count = 300
-    baseline_server = launch(sqlite_url, tmp_path)
-    servers.append(baseline_server)
-    baseline = latencies(baseline_server, count)
-    baseline_server.stop()
+    baseline = baseline_latencies(sqlite_url, tmp_path, servers, count)
 
     stalled = Stalled()
     try:
