@@ -57,8 +57,7 @@ def _parse_latest(raw: str | None) -> int | None:
 
 
 def _parse_no() -> int:
-    """``?no=``: how many items to return. 0 means none (the caller must not query:
-    the ORM drops ``LIMIT 0``); values past the maximum are capped."""
+    """``?no=``: how many items to return (0 means none); values past the maximum are capped."""
     raw = request.args.get("no")
     if raw is None or raw == "":
         return schemas.NO_DEFAULT
@@ -214,7 +213,7 @@ async def register() -> Response:
 async def public_messages() -> Response:
     """Everyone's unflagged messages, newest first."""
     limit = _parse_no()
-    posts = await messages.public(limit) if limit else []
+    posts = await messages.public(limit)
     return jsonify([_message_json(post) for post in posts])
 
 
@@ -231,7 +230,7 @@ async def user_messages(username: str) -> Response:
     """One user's unflagged messages, newest first."""
     limit = _parse_no()
     author_id = await users.get_id(username)
-    posts = await messages.by_author(author_id, limit) if limit else []
+    posts = await messages.by_author(author_id, limit)
     return jsonify([_message_json(post) for post in posts])
 
 
@@ -269,7 +268,7 @@ async def get_follows(username: str) -> Response:
     """Whom ``username`` follows."""
     limit = _parse_no()
     user_id = await users.get_id(username)
-    names = await follows.followed_usernames(user_id, limit) if limit else []
+    names = await follows.followed_usernames(user_id, limit)
     return jsonify({"follows": names})
 
 

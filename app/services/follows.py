@@ -32,6 +32,8 @@ async def followed_ids(who_id: int) -> list[int]:
 @timed_db("followed_usernames")
 async def followed_usernames(who_id: int, limit: int) -> list[str]:
     """Whom ``who_id`` follows, in the order the follows were made."""
+    if limit <= 0:  # Tortoise drops LIMIT 0 and would return every row
+        return []
     rows = (
         await Follower.filter(who_id=who_id)
         .order_by("id")

@@ -60,7 +60,14 @@ async def post(author_id: int, text: str, now: float | None = None) -> None:
     await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
 
 
-def _page(query: QuerySet[Message], limit: int, before: Cursor | None) -> QuerySet[Message]:
+async def _fetch_page(query: QuerySet[Message], limit: int, before: Cursor | None) -> list[Post]:
+    """The newest ``limit`` unflagged messages of ``query`` older than ``before``.
+
+    ``limit`` 0 is answered here, without a query: Tortoise drops ``LIMIT 0``
+    and would return every row.
+    """
+    if limit <= 0:
+        return []
     query = query.filter(flagged=False)
     if before is not None:
         # The redundant pub_date bound lets the index range start at the cursor.
@@ -68,24 +75,22 @@ def _page(query: QuerySet[Message], limit: int, before: Cursor | None) -> QueryS
             Q(pub_date__lt=before.pub_date) | Q(pub_date=before.pub_date, id__lt=before.id),
             pub_date__lte=before.pub_date,
         )
-    return query.order_by("-pub_date", "-id").limit(limit)
-
-
-async def _fetch(query: QuerySet[Message]) -> list[Post]:
-    rows: list[dict[str, Any]] = await query.values(
-        "id", "text", "pub_date", username="author__username", email="author__email"
+    rows: list[dict[str, Any]] = (
+        await query.order_by("-pub_date", "-id")
+        .limit(limit)
+        .values("id", "text", "pub_date", username="author__username", email="author__email")
     )
     return [Post(**row) for row in rows]
 
 
 @timed_db("public_timeline")
 async def public(limit: int, before: Cursor | None = None) -> list[Post]:
-    return await _fetch(_page(Message.all(), limit, before))
+    return await _fetch_page(Message.all(), limit, before)
 
 
 @timed_db("user_timeline")
 async def by_author(author_id: int, limit: int, before: Cursor | None = None) -> list[Post]:
-    return await _fetch(_page(Message.filter(author_id=author_id), limit, before))
+    return await _fetch_page(Message.filter(author_id=author_id), limit, before)
 
 
 @timed_db("home_timeline")
@@ -104,7 +109,7 @@ async def home_any_author(user_id: int, limit: int, before: Cursor | None = None
     message the followed ever wrote and sort (slow when they wrote a lot).
     """
     authors = [user_id, *await follows.followed_ids(user_id)]
-    return await _fetch(_page(Message.filter(author_id__in=authors), limit, before))
+    return await _fetch_page(Message.filter(author_id__in=authors), limit, before)
 
 
 # Each author's newest ``limit`` unflagged (pub_date, id) come from an index-only
