@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 
 import asyncpg
-from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
+from tortoise.exceptions import DBConnectionError, TransactionManagementError
 
 
 class DomainError(Exception):
@@ -40,6 +40,11 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # Raised for a pooled connection the server ended while it sat idle: when
+    # PostgreSQL shuts down, its FATAL 57P01 arrives between statements and
+    # the connection refuses the next one with "cannot switch to state 12;
+    # another operation (2) is in progress" (met by the fault tests).
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.QueryCanceledError,
     asyncpg.OperatorInterventionError,
@@ -48,13 +53,26 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
 
 
 def is_database_outage(exc: BaseException) -> bool:
-    """True for failures caused by the database being down, slow or locked, not by a bug."""
-    if isinstance(exc, _OUTAGE_TYPES):
-        return True
-    # Tortoise re-raises driver errors sometimes with ``from`` (__cause__) and
-    # sometimes inside ``except`` without it (__context__, its SQLite client).
-    origin = exc.__cause__ or exc.__context__
-    if isinstance(exc, OperationalError) and isinstance(origin, sqlite3.OperationalError):
-        text = str(origin).lower()
-        return "locked" in text or "busy" in text or "unable to open" in text
-    return origin is not None and origin is not exc and isinstance(origin, _OUTAGE_TYPES)
+    """True for failures caused by the database being down, slow or locked, not by a bug.
+
+    The whole chain counts, not only ``exc``: Tortoise re-raises driver errors
+    sometimes with ``from`` (``__cause__``) and sometimes inside ``except``
+    without it (``__context__``, its SQLite client), and whatever a ``finally``
+    or an ``__aexit__`` raises while an outage unwinds (the scenario's
+    ``latest``, a transaction's rollback) has the outage as its context.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _OUTAGE_TYPES) or _is_sqlite_busy(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_sqlite_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "unable to open" in text
