@@ -405,9 +405,9 @@ async def test_import_merges_into_users_that_already_exist(
 ) -> None:
     alice = await users.register("alice", "alice@new.example", "alice's new password")
     roger = await users.register(ROGER, "roger@new.example", "roger's new password")
-    await follows.follow(int(alice.id), int(roger.id))
+    await follows.follow("alice", ROGER)
     await Message.create(author_id=alice.id, text="hello from alice", pub_date=T, flagged=False)
-    await messages.post(int(alice.id), "posted on the new app", now=T + 10_000)
+    await messages.post("alice", "posted on the new app", now=T + 10_000)
 
     report = await import_legacy(legacy_path)
 
@@ -549,8 +549,8 @@ REFUSALS: dict[str, tuple[Callable[[Path], None] | None, str]] = {
 async def test_refuses_what_is_not_a_legacy_database_and_changes_nothing(
     orm: Settings, tmp_path: Path, case: str
 ) -> None:
-    existing = await users.register("alice", "alice@new.example", "alice's new password")
-    await messages.post(int(existing.id), "already here", now=T)
+    await users.register("alice", "alice@new.example", "alice's new password")
+    await messages.post("alice", "already here", now=T)
     before = await snapshot()
     build, reason = REFUSALS[case]
     path = tmp_path / "legacy.db"

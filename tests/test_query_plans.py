@@ -319,3 +319,30 @@ async def test_read_endpoints_issue_a_bounded_number_of_queries(
         counts = [len(await run(client, path)) for client, path in requests]
         assert len(set(counts)) == 1, (group, counts)
         assert counts[0] <= 4, (group, counts)
+
+
+async def test_scenario_writes_are_one_statement_latest_included(
+    seeded: Seeded, clients: Clients
+) -> None:
+    """A tweet, follow or unfollow is one round trip, even when it ends in a 404.
+
+    The user lookups, the change and ``latest`` share one statement (CTEs),
+    and each lookup is the username's unique index, never a scan of ``user``.
+    """
+    writer, other = quote(seeded.typical), seeded.loner
+    requests = [
+        (f"/msgs/{writer}?latest=901", {"content": "one round trip"}, 204),
+        (f"/fllws/{writer}?latest=902", {"follow": other}, 204),
+        (f"/fllws/{writer}?latest=903", {"unfollow": other}, 204),
+        ("/msgs/No%20Such%20User?latest=904", {"content": "nobody"}, 404),
+        (f"/fllws/{writer}?latest=905", {"follow": "No Such User"}, 404),
+    ]
+    for path, body, status in requests:
+        with capture_sql() as statements:
+            response = await clients.api.post(path, json=body, headers=SIMULATOR_AUTH)
+        assert response.status_code == status, (path, await response.get_data())
+        assert len(statements) == 1, (path, [s.sql for s in statements])
+        [nodes] = await plans(seeded.url, list(statements))
+        assert not seq_scans(nodes) & {"user", "message", "follower"}, path
+        recorded = await (await clients.api.get("/latest")).get_json()
+        assert recorded == {"latest": int(path.rsplit("=", 1)[1])}, path

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
 from typing import Any, ParamSpec
 
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, current_app, g, jsonify, request
 from quart_schema import (
     document_querystring,
     document_request,
@@ -136,9 +136,11 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
     """Check the simulator's credentials, then record ``?latest=`` whatever the outcome.
 
     The contract counts an action as processed once it passed authorization,
-    even when it ends in a 400 or 404, so the id is recorded in ``finally``;
-    and once its request has arrived, the action runs to the end even if the
-    client stops waiting (``_finish_even_if_abandoned``).
+    even when it ends in a 400 or 404. The handler hands ``pending_latest()``
+    to the service, whose statement records it where it can (one round trip
+    on PostgreSQL); whatever was not recorded is recorded in ``finally``. Once
+    its request has arrived, the action runs to the end even if the client
+    stops waiting (``_finish_even_if_abandoned``).
     """
 
     def decorate(handler: Handler[P]) -> Handler[P]:
@@ -152,21 +154,29 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
                 ):
                     return error_response(403, FORBIDDEN_MESSAGE)
             action_id = _parse_latest(request.args.get("latest"))
+            pending = None if action_id is None else latest.Pending(action_id)
+            g.pending_latest = pending
             await _wait_for_whole_body()
 
             async def run() -> Response:
                 try:
                     return await handler(*args, **kwargs)
                 finally:
-                    if action_id is not None:
-                        await latest.record(action_id)
-                        events.latest_recorded(action_id)
+                    if pending is not None:
+                        await latest.settle(pending)
+                        events.latest_recorded(pending.value)
 
             return await _finish_even_if_abandoned(run())
 
         return wrapper
 
     return decorate
+
+
+def pending_latest() -> latest.Pending | None:
+    """This action's id, for a service statement that can record it in passing."""
+    pending: latest.Pending | None = g.get("pending_latest")
+    return pending
 
 
 def _message_json(post: messages.Post) -> dict[str, Any]:
@@ -249,8 +259,7 @@ async def post_message(username: str) -> Response:
     """Post a message as ``username``."""
     data = await _json_object()
     content = _string_field(data, "content")
-    author_id = await users.get_id(username)
-    await messages.post(author_id, content)
+    await messages.post(username, content, pending=pending_latest())
     events.message_posted("api", username)
     return no_content()
 
@@ -291,12 +300,10 @@ async def change_follow(username: str) -> Response:
         raise InvalidInput("Body must have exactly one of 'follow' and 'unfollow'")
     action = present[0]
     other = _string_field(data, action)
-    who_id = await users.get_id(username)
-    whom_id = await users.get_id(other)
     if action == "follow":
-        await follows.follow(who_id, whom_id)
+        await follows.follow(username, other, pending=pending_latest())
         events.followed("api", username, other)
     else:
-        await follows.unfollow(who_id, whom_id)
+        await follows.unfollow(username, other, pending=pending_latest())
         events.unfollowed("api", username, other)
     return no_content()

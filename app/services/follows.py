@@ -2,19 +2,76 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from app.errors import UserNotFound
 from app.models import Follower
 from app.observability.metrics import timed_db
+from app.services import latest, users
+
+# One round trip on PostgreSQL: both users by name, the change, and ``latest``.
+# The ids come back so the caller can tell which name was unknown.
+_CHANGE_SQL = """
+WITH who AS (SELECT id FROM "user" WHERE username = $1),
+whom AS (SELECT id FROM "user" WHERE username = $2),
+changed AS ({change}),
+{record}
+SELECT (SELECT id FROM who) AS who_id, (SELECT id FROM whom) AS whom_id
+"""
+_FOLLOW_SQL = _CHANGE_SQL.format(
+    change='INSERT INTO "follower" (who_id, whom_id) SELECT who.id, whom.id FROM who, whom '
+    "ON CONFLICT (who_id, whom_id) DO NOTHING",
+    record=latest.RECORD_SQL.format(value="$3"),
+)
+_UNFOLLOW_SQL = _CHANGE_SQL.format(
+    change='DELETE FROM "follower" '
+    "WHERE who_id = (SELECT id FROM who) AND whom_id = (SELECT id FROM whom)",
+    record=latest.RECORD_SQL.format(value="$3"),
+)
 
 
 @timed_db("follow")
-async def follow(who_id: int, whom_id: int) -> None:
-    """Idempotent: the unique pair absorbs repeats and races (INSERT ... ON CONFLICT DO NOTHING)."""
-    await Follower.bulk_create([Follower(who_id=who_id, whom_id=whom_id)], ignore_conflicts=True)
+async def follow(who: str, whom: str, *, pending: latest.Pending | None = None) -> None:
+    """``who`` follows ``whom`` (usernames); idempotent, races included: the unique
+    pair absorbs repeats (INSERT ... ON CONFLICT DO NOTHING)."""
+    await _change(_FOLLOW_SQL, who, whom, pending, _follow_ids)
 
 
 @timed_db("unfollow")
-async def unfollow(who_id: int, whom_id: int) -> None:
+async def unfollow(who: str, whom: str, *, pending: latest.Pending | None = None) -> None:
     """Unfollowing someone not followed changes nothing, by contract."""
+    await _change(_UNFOLLOW_SQL, who, whom, pending, _unfollow_ids)
+
+
+async def _change(
+    sql: str,
+    who: str,
+    whom: str,
+    pending: latest.Pending | None,
+    by_ids: Callable[[int, int], Awaitable[None]],
+) -> None:
+    """Raises ``UserNotFound`` for the first unknown name (``who`` first), as the API reports it."""
+    users.check_lookup(who)
+    users.check_lookup(whom)
+    db = Follower._meta.db
+    if db.capabilities.dialect != "postgres":
+        await by_ids(await users.get_id(who), await users.get_id(whom))
+        await latest.settle(pending)
+        return
+    _, rows = await db.execute_query(sql, [who, whom, latest.value_of(pending)])
+    if pending is not None:
+        pending.recorded = True
+    if rows[0]["who_id"] is None:
+        raise UserNotFound(who)
+    if rows[0]["whom_id"] is None:
+        raise UserNotFound(whom)
+
+
+async def _follow_ids(who_id: int, whom_id: int) -> None:
+    await Follower.bulk_create([Follower(who_id=who_id, whom_id=whom_id)], ignore_conflicts=True)
+
+
+async def _unfollow_ids(who_id: int, whom_id: int) -> None:
     await Follower.filter(who_id=who_id, whom_id=whom_id).delete()
 
 

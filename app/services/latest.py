@@ -1,17 +1,54 @@
-"""The simulator's latest processed action id, kept in the database for every replica."""
+"""The simulator's latest processed action id, kept in the database for every replica.
+
+An action's id is recorded once it passed authorization, whatever its
+outcome. On PostgreSQL the statement that does an action's work records it
+in the same round trip (``RECORD_SQL`` as one of its CTEs); whatever was not
+recorded that way (a 400 before any query, every action on SQLite) is
+recorded on its own by ``settle``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from app.models import Latest
 from app.observability.metrics import timed_db
 
 LATEST_ID = 1
 
+# A data-modifying CTE named ``noted`` that records the bigint parameter
+# ``{value}`` (NULL: record nothing). An upsert, so a row removed by hand comes back.
+RECORD_SQL = f"""noted AS (
+    INSERT INTO "latest" (id, value) SELECT {LATEST_ID}, {{value}}::bigint
+    WHERE {{value}}::bigint IS NOT NULL
+    ON CONFLICT (id) DO UPDATE SET value = excluded.value
+)"""
+
+
+@dataclass
+class Pending:
+    """An action id to record as ``latest``, exactly once."""
+
+    value: int
+    recorded: bool = False
+
+
+def value_of(pending: Pending | None) -> int | None:
+    """The id for a statement that records it (``RECORD_SQL``), or None."""
+    return None if pending is None or pending.recorded else pending.value
+
 
 @timed_db("latest_get")
 async def get() -> int:
     value = await Latest.filter(id=LATEST_ID).first().values_list("value", flat=True)
     return -1 if value is None else int(value)  # type: ignore[call-overload]
+
+
+async def settle(pending: Pending | None) -> None:
+    """Record ``pending`` unless a statement already did."""
+    if pending is not None and not pending.recorded:
+        await record(pending.value)
+        pending.recorded = True
 
 
 @timed_db("latest_record")

@@ -16,10 +16,10 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, UserNotFound
 from app.models import Message
 from app.observability.metrics import timed_db
-from app.services import follows
+from app.services import follows, latest, users
 from app.validation import check_message
 
 
@@ -53,11 +53,37 @@ class Cursor:
         return cls(pub_date, message_id)
 
 
+# One round trip on PostgreSQL: the author by name, the message, and ``latest``.
+_POST_SQL = f"""
+WITH author AS (SELECT id FROM "user" WHERE username = $1),
+posted AS (
+    INSERT INTO "message" (author_id, text, pub_date, flagged)
+    SELECT id, $2, $3, false FROM author
+),
+{latest.RECORD_SQL.format(value="$4")}
+SELECT EXISTS (SELECT FROM author) AS found
+"""
+
+
 @timed_db("message_insert")
-async def post(author_id: int, text: str, now: float | None = None) -> None:
+async def post(
+    author: str, text: str, *, now: float | None = None, pending: latest.Pending | None = None
+) -> None:
+    """Post ``text`` as the user named ``author`` (``UserNotFound`` if there is none)."""
     check_message(text)
+    users.check_lookup(author)
     pub_date = int(time.time() if now is None else now)
-    await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
+    db = Message._meta.db
+    if db.capabilities.dialect != "postgres":
+        author_id = await users.get_id(author)
+        await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
+        await latest.settle(pending)
+        return
+    _, rows = await db.execute_query(_POST_SQL, [author, text, pub_date, latest.value_of(pending)])
+    if pending is not None:
+        pending.recorded = True
+    if not rows[0]["found"]:
+        raise UserNotFound(author)
 
 
 async def _fetch_page(query: QuerySet[Message], limit: int, before: Cursor | None) -> list[Post]:

@@ -53,13 +53,19 @@ async def get(username: str) -> User:
     return user
 
 
-@timed_db("user_lookup")
-async def get_id(username: str) -> int:
-    """The id alone: the API's hot paths need nothing else of the user."""
+def check_lookup(username: str) -> None:
+    """A name the database could not store (NUL, a lone surrogate) is nobody's: a 404
+    without a query, where PostgreSQL would refuse the parameter with an error."""
     try:
         check_text("username", username)
     except InvalidInput:
         raise UserNotFound(username) from None
+
+
+@timed_db("user_lookup")
+async def get_id(username: str) -> int:
+    """The id alone, for the few who need nothing else of the user."""
+    check_lookup(username)
     user_id = await User.filter(username=username).first().values_list("id", flat=True)
     if user_id is None:
         raise UserNotFound(username)

@@ -111,9 +111,8 @@ async def user_timeline(username: str) -> Page:
 
 @bp.get("/<username>/follow")
 async def follow_user(username: str) -> Page:
-    who_id = _require_login()
-    whom_id = await users.get_id(username)
-    await follows.follow(who_id, whom_id)
+    _require_login()
+    await follows.follow(g.user.username, username)
     events.followed("web", g.user.username, username)
     await flash(f'You are now following "{username}"')
     return redirect(url_for("web.user_timeline", username=username))
@@ -121,9 +120,8 @@ async def follow_user(username: str) -> Page:
 
 @bp.get("/<username>/unfollow")
 async def unfollow_user(username: str) -> Page:
-    who_id = _require_login()
-    whom_id = await users.get_id(username)
-    await follows.unfollow(who_id, whom_id)
+    _require_login()
+    await follows.unfollow(g.user.username, username)
     events.unfollowed("web", g.user.username, username)
     await flash(f'You are no longer following "{username}"')
     return redirect(url_for("web.user_timeline", username=username))
@@ -131,11 +129,11 @@ async def unfollow_user(username: str) -> Page:
 
 @bp.post("/add_message")
 async def add_message() -> Page:
-    author_id = _require_login()
+    _require_login()
     text = (await request.form).get("text", "")
     if text:
         try:
-            await messages.post(author_id, text)
+            await messages.post(g.user.username, text)
         except InvalidInput as exc:
             await flash(exc.message)
         else:
