@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from quart import Quart, Response, render_template
+from quart.sessions import SecureCookieSessionInterface
+from quart.wrappers import BaseRequestWebsocket
 from quart_schema import Info, QuartSchema
 from werkzeug.exceptions import HTTPException
 
@@ -84,9 +86,18 @@ def _json_as_written(app: Quart) -> None:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
 
+class _NoSessions(SecureCookieSessionInterface):
+    """The API authenticates each request (Basic) and keeps no session: reading and
+    verifying a session cookie on every simulator request was work for nothing."""
+
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> None:
+        return None
+
+
 def create_api_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = _base_app("app.api", "api", settings)
+    app.session_interface = _NoSessions()
     QuartSchema(
         app,
         info=Info(

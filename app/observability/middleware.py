@@ -68,6 +68,9 @@ class RequestObserver:
         self.surface = surface
         self.slow_threshold = slow_threshold
         self.in_progress = metrics.HTTP_IN_PROGRESS.labels(app=surface)
+        # Labelled children by (method, route, status): ``labels()`` takes a lock and
+        # builds its key on each call; the label values are bounded, so is this.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -104,8 +107,15 @@ class RequestObserver:
     def _record(self, scope: Scope, status: int, duration: float) -> None:
         route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         method = scope.get("method", "GET")
-        metrics.HTTP_REQUESTS.labels(self.surface, method, route, str(status)).inc()
-        metrics.HTTP_DURATION.labels(self.surface, method, route).observe(duration)
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = self._children[(method, route, status)] = (
+                metrics.HTTP_REQUESTS.labels(self.surface, method, route, str(status)),
+                metrics.HTTP_DURATION.labels(self.surface, method, route),
+            )
+        requests, durations = children
+        requests.inc()
+        durations.observe(duration)
         slow = duration >= self.slow_threshold
         level = logging.WARNING if slow else logging.INFO
         if not access_log.isEnabledFor(level):
