@@ -31,21 +31,16 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("minitwit.access")
 
 
-def _incoming_request_id(scope: Scope) -> str:
+def _request_id_and_user_agent(scope: Scope) -> tuple[str, str | None]:
+    """The caller's ``X-Request-ID`` when it is sane (else a new one), and its User-Agent."""
+    request_id = user_agent = None
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == b"x-request-id" and request_id is None:
             candidate = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return uuid.uuid4().hex
-
-
-def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == wanted:
-            return str(value.decode("latin-1"))
-    return None
+            request_id = candidate if _REQUEST_ID.fullmatch(candidate) else ""
+        elif name == b"user-agent" and user_agent is None:
+            user_agent = value.decode("latin-1")
+    return request_id or uuid.uuid4().hex, user_agent
 
 
 def _full_path(scope: Scope) -> str:
@@ -76,7 +71,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_request_id(scope)
+        rid, user_agent = _request_id_and_user_agent(scope)
         token = logs.request_id.set(rid)
         status: int | None = None
         header_value = rid.encode("latin-1")
@@ -101,10 +96,10 @@ class RequestObserver:
                 # No response went out: the app failed (500), or Quart cancelled the
                 # handler because the client went away, which is no server error.
                 status = CLIENT_CLOSED_REQUEST if returned else 500
-            self._record(scope, status, duration)
+            self._record(scope, status, duration, user_agent)
             logs.request_id.reset(token)
 
-    def _record(self, scope: Scope, status: int, duration: float) -> None:
+    def _record(self, scope: Scope, status: int, duration: float, user_agent: str | None) -> None:
         route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         method = scope.get("method", "GET")
         children = self._children.get((method, route, status))
@@ -141,7 +136,7 @@ class RequestObserver:
                 "url.path": _full_path(scope),
                 "client.ip": client[0] if client else None,
                 "user.name": scope.get(USER_KEY),
-                "user_agent.original": _header(scope, b"user-agent"),
+                "user_agent.original": user_agent,
                 "labels.app": self.surface,
             },
         )
