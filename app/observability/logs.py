@@ -155,15 +155,27 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
         if record.process is not None:
             result["process"] = {"pid": record.process}
         fields = record.__dict__
+        paths = self._dotted_paths
         try:
             for name in fields.keys() - self._LOGRECORD_DICT:
                 value = fields[name]
                 if value is None:
                     continue
-                path = self._path(name)
+                path = paths[name] if name in paths else self._path(name)
                 if path is None or (type(value) not in _PLAIN and isinstance(value, Mapping)):
                     return super().format_to_ecs(record)
-                _merge_path(result, path, value)
+                # _merge_path, inlined for the common case: a scalar at a new leaf.
+                node = result
+                for part in path[:-1]:
+                    child = node.get(part)
+                    if child is None:
+                        child = node[part] = {}
+                    elif type(child) is not dict:
+                        raise _MergeConflict(part)
+                    node = child
+                if path[-1] in node:
+                    raise _MergeConflict(path[-1])
+                node[path[-1]] = value
             for group, values in self._static.items():
                 _merge_path(result, (group,), values)
         except _MergeConflict:

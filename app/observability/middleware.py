@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from quart import Quart, Response, g, request
@@ -40,7 +40,7 @@ def _request_id_and_user_agent(scope: Scope) -> tuple[str, str | None]:
             request_id = candidate if _REQUEST_ID.fullmatch(candidate) else ""
         elif name == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
-    return request_id or uuid.uuid4().hex, user_agent
+    return request_id or secrets.token_hex(16), user_agent
 
 
 def _full_path(scope: Scope) -> str:
