@@ -164,15 +164,7 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
                 path = paths[name] if name in paths else self._path(name)
                 if path is None or (type(value) not in _PLAIN and isinstance(value, Mapping)):
                     return super().format_to_ecs(record)
-                # _merge_path, inlined for the common case: a scalar at a new leaf.
-                node = result
-                for part in path[:-1]:
-                    child = node.get(part)
-                    if child is None:
-                        child = node[part] = {}
-                    elif type(child) is not dict:
-                        raise _MergeConflict(part)
-                    node = child
+                node = _parent(result, path)  # the common case: a scalar at a new leaf
                 if path[-1] in node:
                     raise _MergeConflict(path[-1])
                 node[path[-1]] = value
@@ -240,8 +232,8 @@ def _json_fallback(value: Any) -> Any:
         return repr(value)
 
 
-def _merge_path(into: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """Set ``into[a][b][c] = value`` for path (a, b, c), merging dicts, never replacing a value."""
+def _parent(into: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """The dict that holds ``path``'s last part, made as needed; a value in the way conflicts."""
     node = into
     for part in path[:-1]:
         child = node.get(part)
@@ -250,6 +242,12 @@ def _merge_path(into: dict[str, Any], path: tuple[str, ...], value: Any) -> None
         elif type(child) is not dict:
             raise _MergeConflict(part)
         node = child
+    return node
+
+
+def _merge_path(into: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``into[a][b][c] = value`` for path (a, b, c), merging dicts, never replacing a value."""
+    node = _parent(into, path)
     last = path[-1]
     if last not in node:
         node[last] = dict(value) if type(value) is dict else value
