@@ -131,7 +131,7 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
         for name, value in (self._extra or {}).items():
             _merge_path(self._static, tuple(name.split(".")), value)
         self._dotted_paths: dict[str, tuple[str, ...] | None] = {}
-        self._second, self._second_text = -1, ""
+        self._second: tuple[int, str] = (-1, "")  # one tuple: threads share the formatter
         # ecs_logging's json_dumps calls json.dumps four times per event with
         # keyword arguments, which builds a new encoder each time: one encoder.
         self._encode = json.JSONEncoder(
@@ -176,11 +176,11 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
 
     def _timestamp(self, record: logging.LogRecord) -> str:
         """The library's ``_record_timestamp``, formatting each second only once."""
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = self.formatTime(record, datefmt="%Y-%m-%dT%H:%M:%S")
-            self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}Z"
+        second = self._second
+        if second[0] != int(record.created):
+            text = self.formatTime(record, datefmt="%Y-%m-%dT%H:%M:%S")
+            second = self._second = (int(record.created), text)
+        return f"{second[1]}.{int(record.msecs):03d}Z"
 
     def _path(self, name: str) -> tuple[str, ...] | None:
         """``name`` split at its dots; None where the library must decide (excluded, APM)."""
