@@ -246,6 +246,9 @@ def _unknown_users() -> Iterable[Bad]:
     yield case("ghost", "GET", "/msgs/ghost")
     yield case("ghost", "GET", "/fllws/ghost")
     yield case("ghost", "POST", "/msgs/ghost", {"content": "boo"})
+    # The unknown author is answered before the bad message: 404, not 400.
+    yield case("ghost-empty-content", "POST", "/msgs/ghost", {"content": ""})
+    yield case("ghost-content-1001", "POST", "/msgs/ghost", {"content": "m" * 1001})
     yield case("ghost-follower", "POST", "/fllws/ghost", {"follow": "bob"})
     yield case("follow-ghost", "POST", "/fllws/alice", {"follow": "ghost"})
     yield case("unfollow-ghost", "POST", "/fllws/alice", {"unfollow": "ghost"})

@@ -58,12 +58,10 @@ async def _change(
         await by_ids(await users.get_id(who), await users.get_id(whom))
         await latest.settle(pending)
         return
-    _, rows = await db.execute_query(sql, [who, whom, latest.value_of(pending)])
-    if pending is not None:
-        pending.recorded = True
-    if rows[0]["who_id"] is None:
+    row = await latest.run_recording(db, sql, [who, whom], pending)
+    if row["who_id"] is None:
         raise UserNotFound(who)
-    if rows[0]["whom_id"] is None:
+    if row["whom_id"] is None:
         raise UserNotFound(whom)
 
 

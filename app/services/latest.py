@@ -10,6 +10,9 @@ recorded on its own by ``settle``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.models import Latest
 from app.observability.metrics import timed_db
@@ -33,9 +36,19 @@ class Pending:
     recorded: bool = False
 
 
-def value_of(pending: Pending | None) -> int | None:
-    """The id for a statement that records it (``RECORD_SQL``), or None."""
-    return None if pending is None or pending.recorded else pending.value
+async def run_recording(
+    db: BaseDBAsyncClient, sql: str, values: list[Any], pending: Pending | None
+) -> Any:
+    """Run ``sql``, whose ``RECORD_SQL`` CTE takes one parameter after ``values``; its row.
+
+    The CTE records ``pending`` (or nothing: NULL) in the same round trip,
+    whatever else the statement finds, so ``pending`` is marked recorded.
+    """
+    value = None if pending is None or pending.recorded else pending.value
+    _, rows = await db.execute_query(sql, [*values, value])
+    if pending is not None:
+        pending.recorded = True
+    return rows[0]
 
 
 @timed_db("latest_get")

@@ -70,7 +70,11 @@ async def post(
     author: str, text: str, *, now: float | None = None, pending: latest.Pending | None = None
 ) -> None:
     """Post ``text`` as the user named ``author`` (``UserNotFound`` if there is none)."""
-    check_message(text)
+    try:
+        check_message(text)
+    except InvalidInput:
+        await users.get_id(author)  # an unknown author is a 404 before a bad message is a 400
+        raise
     users.check_lookup(author)
     pub_date = int(time.time() if now is None else now)
     db = Message._meta.db
@@ -79,10 +83,8 @@ async def post(
         await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
         await latest.settle(pending)
         return
-    _, rows = await db.execute_query(_POST_SQL, [author, text, pub_date, latest.value_of(pending)])
-    if pending is not None:
-        pending.recorded = True
-    if not rows[0]["found"]:
+    row = await latest.run_recording(db, _POST_SQL, [author, text, pub_date], pending)
+    if not row["found"]:
         raise UserNotFound(author)
 
 
