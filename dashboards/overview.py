@@ -82,7 +82,8 @@ def build() -> Dashboard:
         ),
         stat(
             "Requests in progress",
-            "Requests being handled right now, summed over workers and instances.",
+            "Requests being handled, summed over workers and instances (each worker "
+            "publishes its count every second and when scraped).",
             "short",
             [Query('sum(minitwit_http_requests_in_progress{app=~"$app"})')],
         ),
@@ -210,7 +211,8 @@ def build() -> Dashboard:
             graphs(
                 timeseries(
                     "Requests in progress by surface",
-                    "Requests being handled at once, summed over workers and instances. "
+                    "Requests being handled at once, summed over workers and instances (published "
+                    "each second). "
                     "A climb with flat traffic means requests are waiting (database, hashing).",
                     "short",
                     [

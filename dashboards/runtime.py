@@ -139,7 +139,7 @@ def build() -> Dashboard:
             graphs(
                 timeseries(
                     "Requests in progress",
-                    "Requests being handled right now, by instance and surface.",
+                    "Requests being handled, by instance and surface (published each second).",
                     "short",
                     [
                         Query(

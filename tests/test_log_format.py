@@ -8,14 +8,19 @@ for the events the app writes and for the unusual ones it hands back.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import ecs_logging
 import pytest
 
+from app.observability import logs
 from app.observability.logs import ecs_formatter
 
 ACCESS_EXTRA = {
@@ -83,6 +88,16 @@ RECORDS: dict[str, tuple[Any, ...]] = {
     ),
     "not JSON-able value": spec("minitwit", INFO, "repr", extra={"labels.x": ValueError("e")}),
     "service override": spec("minitwit", INFO, "svc", extra={"service.name": "other"}),
+    "plain value types": spec(
+        "minitwit",
+        INFO,
+        "types",
+        extra={"labels.r": 0.25, "labels.t": True, "labels.n": 3, "labels.nan": float("nan")},
+    ),
+    "an int subclass": spec("minitwit", INFO, "status", extra={"labels.s": HTTPStatus.OK}),
+    "a quote, a newline and a NUL": spec(
+        "minitwit", INFO, 'a "b"\n\x00', extra={"user.name": "\x00"}
+    ),
 }
 
 
@@ -120,6 +135,15 @@ def test_same_json_as_ecs_logging(spec: tuple[Any, ...]) -> None:
     assert ours == library
 
 
+def test_one_shape_with_other_values_is_still_the_library_line() -> None:
+    """The line's layout is compiled once per set of field names, then reused."""
+    ours, library = ecs_formatter("9.9.9", "test"), _library_formatter()
+    for name, method in (("Ana", "GET"), ("Bo \u2603", "POST"), ('"x"', "DELETE")):
+        extra = {**ACCESS_EXTRA, "user.name": name, "http.request.method": method}
+        record = spec("minitwit.access", INFO, "%s", (name,), extra)
+        assert ours.format(_record(record)) == library.format(_record(record))
+
+
 def test_the_access_event_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards the point of the override: the common event never reaches the library's path."""
     formatter = ecs_formatter("9.9.9", "test")
@@ -130,3 +154,107 @@ def test_the_access_event_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(ecs_logging.StdlibFormatter, "format_to_ecs", refuse)
     line = formatter.format(_record(RECORDS["access event"]))
     assert '"http":{"request":{"id":"c903bdbefdf74fe484a65f7bb4efb27b","method":"POST"}' in line
+
+
+# --- The direct writer (``logs.write_event``): the access event without a LogRecord ---
+
+DIRECT_EVENTS: dict[str, tuple[int, str, dict[str, Any]]] = {
+    "access event": (INFO, "POST /x -> 204 in 1.2 ms", ACCESS_EXTRA),
+    "slow request": (WARNING, "slow", {**ACCESS_EXTRA, "event.action": "slow-request"}),
+    "no request id, no client": (
+        INFO,
+        "GET / -> 200",
+        {key: value for key, value in ACCESS_EXTRA.items() if key != "http.request.id"}
+        | {"client.ip": None, "user.name": None},
+    ),
+    "non-ASCII and a lone surrogate": (
+        INFO,
+        f"GET /{SNOWMAN}\ud800",
+        {**ACCESS_EXTRA, "user.name": SNOWMAN, "url.path": "/\ud800"},
+    ),
+    "a secret-looking field is dropped": (INFO, "x", {"labels.app": "api", "password": "hunter2"}),
+}
+
+
+@pytest.fixture
+def configured_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """``logs.configure`` writing to a string, at a fixed instant; the old setup restored.
+
+    pytest adds its own capturing handler to the root logger when the test body
+    starts (after this fixture): it is taken off for the duration, or the direct
+    writer would rightly step aside for it."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure(level="INFO", version="9.9.9", environment="test", stream=stream)
+    ours = list(root.handlers)
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
+    monkeypatch.setattr(root, "addHandler", lambda handler: None)  # pytest's, at call time
+    token = logs.request_id.set("c0ffee")
+    yield stream
+    logs.request_id.reset(token)
+    assert root.handlers == ours
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved_handlers:
+        root.addHandler(handler)
+    root.setLevel(saved_level)
+    monkeypatch.setattr(logs, "_event_writer", None)
+
+
+def _written(stream: io.StringIO, write: Callable[[], object]) -> str:
+    start = stream.tell()
+    write()
+    return stream.getvalue()[start:]
+
+
+@pytest.mark.parametrize("event", DIRECT_EVENTS.values(), ids=DIRECT_EVENTS.keys())
+def test_the_direct_writer_writes_what_logging_writes(
+    configured_stream: io.StringIO, event: tuple[int, str, dict[str, Any]]
+) -> None:
+    level, message, fields = event
+    logger = logging.getLogger("minitwit.access")
+    writer = logs._event_writer
+    assert writer is not None
+    direct = _written(configured_stream, lambda: writer.write(logger, level, message, fields))
+    logged = _written(configured_stream, lambda: logger.log(level, message, extra=fields))
+    assert direct.count("\n") == 1
+    assert direct.endswith("\n")
+    assert direct == logged
+    assert "hunter2" not in direct
+
+
+class _Collecting(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_direct_writer_steps_aside_for_a_handler_added_later(
+    configured_stream: io.StringIO,
+) -> None:
+    """A handler someone added (pytest's caplog, say) still gets the event, through logging."""
+    logger = logging.getLogger("minitwit.access")
+    extra_handler = _Collecting()
+    writer = logs._event_writer
+    assert writer is not None
+    logger.addHandler(extra_handler)
+    try:
+        assert _written(configured_stream, lambda: writer.write(logger, INFO, "x", {})) == ""
+        line = _written(
+            configured_stream, lambda: logs.write_event(logger, INFO, "hi", {"labels.app": "web"})
+        )
+    finally:
+        logger.removeHandler(extra_handler)
+    assert [record.getMessage() for record in extra_handler.records] == ["hi"]
+    assert json.loads(line)["labels"] == {"app": "web"}  # and stdout still got its one line
+
+
+def test_a_level_below_the_configured_one_writes_nothing(configured_stream: io.StringIO) -> None:
+    logger = logging.getLogger("minitwit.access")
+    logging.getLogger().setLevel(logging.WARNING)
+    assert _written(configured_stream, lambda: logs.write_event(logger, INFO, "quiet", {})) == ""
+    assert _written(configured_stream, lambda: logs.write_event(logger, WARNING, "loud", {}))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.observability import metrics
 from tests.conftest import SIMULATOR_AUTH, LiveServer, start_server
 from tests.logdocs import flatten, parse_lines
+from tests.processes import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -128,3 +131,27 @@ def test_two_workers_add_up(two_workers: LiveServer) -> None:
         total = value(scrape(url), "minitwit_http_requests_total", **route_labels)
         # Each scrape is itself a request to /metrics, not to /latest: exact.
         assert total - before == sent
+
+
+def test_requests_in_progress_counts_the_ones_in_flight(
+    sqlite_url: str, tmp_path: Path, servers: list[LiveServer]
+) -> None:
+    """Counted in memory and published when scraped (and each second): a slow request
+    in flight shows, and is gone once answered. The scrape counts itself on its surface."""
+    server = start_server(sqlite_url, tmp_path, env={"MINITWIT_FAULT_INJECTION": "1"})
+    servers.append(server)
+    in_progress = "minitwit_http_requests_in_progress"
+    assert value(scrape(server.api_url), in_progress, app="api") == 1
+    delay = httpx.put(f"{server.web_url}/_faults", json={"delay_seconds": 3})
+    assert delay.status_code == 200
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow = [pool.submit(httpx.get, f"{server.api_url}/latest", timeout=10) for _ in range(2)]
+        seen = wait_until(
+            lambda: value(scrape(server.api_url), in_progress, app="api") == 3 or None,
+            what="two slow requests in progress on the API",
+            timeout=2.5,
+        )
+        assert seen
+        assert value(scrape(server.web_url), in_progress, app="web") == 1
+        assert [future.result().status_code for future in slow] == [200, 200]
+    assert value(scrape(server.api_url), in_progress, app="api") == 1

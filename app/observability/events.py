@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 
-from app.observability import metrics
+from app.observability import logs, metrics
 
 log = logging.getLogger("minitwit.events")
 
 
 def _event(action: str, message: str, fields: dict[str, object]) -> None:
-    log.info(message, extra={"event.dataset": "minitwit.events", "event.action": action, **fields})
+    # One per simulator write: the direct writer, as for the access event.
+    logs.write_event(
+        log,
+        logging.INFO,
+        message,
+        {"event.dataset": "minitwit.events", "event.action": action, **fields},
+    )
 
 
 def user_registered(source: str, username: str) -> None:

@@ -49,7 +49,7 @@ HTTP_DURATION = Histogram(
 )
 HTTP_IN_PROGRESS = Gauge(
     "minitwit_http_requests_in_progress",
-    "Requests being handled right now, by surface.",
+    "Requests being handled, by surface (each worker's count as of the last second).",
     ["app"],
     multiprocess_mode="livesum",
 )
@@ -132,6 +132,29 @@ LOG_EVENTS_DROPPED = Counter(
 )
 
 
+class LiveCount:
+    """A count that changes on every request, kept as a plain int and written to its
+    gauge only when published (each second by the runtime sampler, and before each
+    scrape). A multiprocess gauge write takes a lock and packs into a shared file:
+    up and down on every request, that was an eighth of what observability cost."""
+
+    def __init__(self, gauge: Gauge, **labels: str) -> None:
+        self.value = 0
+        self._gauge = gauge
+        self._labels = labels
+
+    def publish(self) -> None:
+        self._gauge.labels(**self._labels).set(self.value)
+
+
+IN_PROGRESS = {surface: LiveCount(HTTP_IN_PROGRESS, app=surface) for surface in ("web", "api")}
+
+
+def publish_live_counts() -> None:
+    for count in IN_PROGRESS.values():
+        count.publish()
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -175,6 +198,7 @@ def record_start(version: str, revision: str) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The text exposition for ``/metrics``: this process, or all workers summed."""
+    publish_live_counts()
     if multiprocess_dir():
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)

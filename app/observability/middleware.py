@@ -62,7 +62,7 @@ class RequestObserver:
         self.app = app
         self.surface = surface
         self.slow_threshold = slow_threshold
-        self.in_progress = metrics.HTTP_IN_PROGRESS.labels(app=surface)
+        self.in_progress = metrics.IN_PROGRESS[surface]
         # Labelled children by (method, route, status): ``labels()`` takes a lock and
         # builds its key on each call; the label values are bounded, so is this.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -84,22 +84,24 @@ class RequestObserver:
             await send(message)
 
         start = time.perf_counter()
-        self.in_progress.inc()
+        self.in_progress.value += 1
         returned = False
         try:
             await self.app(scope, receive, send_with_id)
             returned = True
         finally:
             duration = time.perf_counter() - start
-            self.in_progress.dec()
+            self.in_progress.value -= 1
             if status is None:
                 # No response went out: the app failed (500), or Quart cancelled the
                 # handler because the client went away, which is no server error.
                 status = CLIENT_CLOSED_REQUEST if returned else 500
-            self._record(scope, status, duration, user_agent)
+            self._record(scope, status, duration, rid, user_agent)
             logs.request_id.reset(token)
 
-    def _record(self, scope: Scope, status: int, duration: float, user_agent: str | None) -> None:
+    def _record(
+        self, scope: Scope, status: int, duration: float, rid: str, user_agent: str | None
+    ) -> None:
         route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         method = scope.get("method", "GET")
         children = self._children.get((method, route, status))
@@ -116,15 +118,12 @@ class RequestObserver:
         if not access_log.isEnabledFor(level):
             return
         client = scope.get("client")
-        access_log.log(
+        logs.write_event(
+            access_log,
             level,
-            "%s %s -> %d in %.1f ms%s",
-            method,
-            scope.get("path", ""),
-            status,
-            duration * 1000,
-            " (slow)" if slow else "",
-            extra={
+            f"{method} {scope.get('path', '')} -> {status} in {duration * 1000:.1f} ms"
+            + (" (slow)" if slow else ""),
+            {
                 "event.dataset": "minitwit.access",
                 "event.action": "slow-request" if slow else "http-request",
                 "event.category": "web",
@@ -138,28 +137,41 @@ class RequestObserver:
                 "user.name": scope.get(USER_KEY),
                 "user_agent.original": user_agent,
                 "labels.app": self.surface,
+                "http.request.id": rid,
             },
         )
 
 
 def install(app: Quart, surface: str, slow_threshold: float) -> None:
-    """Wrap the app's ASGI callable and teach it to tell the middleware its route template."""
+    """Wrap the app's ASGI callable and teach it to tell the middleware its route template
+    and the user (``user.name`` for the access event, where known)."""
+    if surface == "api":
 
-    @app.before_request
-    async def remember_route() -> None:
-        rule = request.url_rule
-        if rule is not None:
-            request.scope[ROUTE_KEY] = rule.rule  # type: ignore[literal-required]
+        @app.before_request
+        async def remember_route_and_user() -> None:
+            """On the API the user is the one the path names (the simulator acts as, or
+            reads, them): known once the route matched, so one hook does both."""
+            current = request._get_current_object()  # type: ignore[attr-defined]
+            rule, scope, view_args = current.url_rule, current.scope, current.view_args
+            if rule is not None:
+                scope[ROUTE_KEY] = rule.rule
+            if view_args and "username" in view_args:
+                scope[USER_KEY] = str(view_args["username"])
 
-    @app.after_request
-    async def remember_user(response: Response) -> Response:
-        """user.name for the access event, where known: the signed-in user on the web
-        UI; on the API, the user the path names (the simulator acts as, or reads, them)."""
-        user = g.get("user")
-        if surface == "web" and user is not None:
-            request.scope[USER_KEY] = user.username  # type: ignore[literal-required]
-        elif surface == "api" and request.view_args and "username" in request.view_args:
-            request.scope[USER_KEY] = str(request.view_args["username"])  # type: ignore[literal-required]
-        return response
+    else:
+
+        @app.before_request
+        async def remember_route() -> None:
+            rule = request.url_rule
+            if rule is not None:
+                request.scope[ROUTE_KEY] = rule.rule  # type: ignore[literal-required]
+
+        @app.after_request
+        async def remember_user(response: Response) -> Response:
+            """The signed-in user, whom the web blueprint loads after the hook above."""
+            user = g.get("user")
+            if user is not None:
+                request.scope[USER_KEY] = user.username  # type: ignore[literal-required]
+            return response
 
     app.asgi_app = RequestObserver(app.asgi_app, surface, slow_threshold)  # type: ignore[method-assign,assignment]

@@ -1,4 +1,5 @@
-"""Per-worker runtime samples: CPU, memory and the database pool, every few seconds.
+"""Per-worker runtime samples: CPU, memory, the database pool and requests in progress,
+every second.
 
 In multiprocess mode prometheus-client cannot collect another process's
 stats at scrape time, so each worker samples its own into shared metrics.
@@ -15,7 +16,7 @@ from tortoise.connection import get_connection
 
 from app.observability import metrics
 
-SAMPLE_EVERY = 5.0
+SAMPLE_EVERY = 1.0
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -69,6 +70,7 @@ class RuntimeSampler:
         metrics.PROCESS_RESIDENT_MEMORY.set(_resident_bytes())
         metrics.PROCESS_OPEN_FDS.set(_open_fds())
         sample_pool(self.connection_name)
+        metrics.publish_live_counts()
 
     async def _run(self) -> None:
         while True:
