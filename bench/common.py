@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -288,6 +288,30 @@ def cpu_seconds(service: Service) -> float:
     return total
 
 
+def tweets_script(directory: Path, usernames: Sequence[str]) -> Path:
+    """A wrk Lua script that posts tweets as these (registered) users in turn, with ?latest=.
+
+    A write workload of fixed duration, which ``minitwit simulate`` (a fixed
+    list of actions) is not: two servers driven at once both stay loaded to the end.
+    """
+    names = ", ".join(json.dumps(quote(name, safe="")) for name in usernames)
+    script = directory / "tweets.lua"
+    script.write_text(
+        f"""local users = {{{names}}}
+local sent = 0
+wrk.method = "POST"
+wrk.body = '{{"content": "side by side"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{SIMULATOR_AUTH}"
+request = function()
+  sent = sent + 1
+  return wrk.format(nil, "/msgs/" .. users[(sent % #users) + 1] .. "?latest=" .. sent)
+end
+"""
+    )
+    return script
+
+
 def split_scenario(directory: Path, users: int, actions: int, seed: int) -> tuple[Path, Path]:
     """The generated scenario as two files: its registrations, then everything else.
 
@@ -326,14 +350,20 @@ def _ms(text: str) -> float:
 
 
 def wrk_command(
-    url: str, duration: float, connections: int, threads: int, headers: Sequence[str] = ()
+    url: str,
+    duration: float,
+    connections: int,
+    threads: int,
+    headers: Sequence[str] = (),
+    script: Path | None = None,
 ) -> list[str]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     header_args = [arg for header in headers for arg in ("-H", header)]
+    script_args = ["-s", str(script)] if script else []
     return [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
-        *header_args, url,
+        *header_args, *script_args, url,
     ]  # fmt: skip
 
 
@@ -343,8 +373,9 @@ def wrk(
     connections: int = 32,
     threads: int = 2,
     headers: Sequence[str] = (),
+    script: Path | None = None,
 ) -> WrkResult:
-    command = wrk_command(url, duration, connections, threads, headers)
+    command = wrk_command(url, duration, connections, threads, headers, script)
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     out = result.stdout
     rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)

@@ -21,10 +21,19 @@ drift on the machine falls on both alike:
 
 Two figures per workload: the throughput loss, ``1 - median(on) /
 median(off)``, and the server's CPU time per request (its process and
-workers, from /proc), on versus off. On a shared two-core machine throughput
-moves by tens of percent from run to run; the CPU per request is the steadier
-measure of what the instrumentation costs. It prints numbers and never fails
-on them; the databases are dropped at the end.
+workers, from /proc), on versus off.
+
+On a shared two-core machine both move by tens of percent from one run to
+the next (the same server's CPU per request too), which drowns a 5%
+difference. So a last phase drives **both servers at once, side by side**,
+for the same seconds: ``wrk`` on each, reading (``GET /msgs?no=20``) and
+writing (``POST /msgs/<user>?latest=N`` as the registered users in turn),
+32 connections each. Whatever the machine does meanwhile falls on both
+alike, and the cheaper server gets through more requests in its share of
+the cores: the loss is ``1 - on / off`` of that pair, and the extra CPU
+``on / off - 1`` of their CPU time per request, each the median over rounds.
+
+It prints numbers and never fails on them; the databases are dropped at the end.
 """
 
 from __future__ import annotations
@@ -34,10 +43,13 @@ import shlex
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from app.simulator.scenario import read_scenario
 from bench.common import (
     SIMULATOR_AUTH,
+    Service,
     cpu_seconds,
     database_url,
     drop_database,
@@ -51,6 +63,7 @@ from bench.common import (
     split_scenario,
     start_minitwit,
     table,
+    tweets_script,
     wipe,
     wrk,
     wrk_command,
@@ -71,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run (5)")
     parser.add_argument("--server-workers", type=int, default=1)
+    parser.add_argument(
+        "--side-by-side-rounds", type=int, default=6, help="rounds of both servers at once (6)"
+    )
     args = parser.parse_args(argv)
 
     urls = {mode: database_url(f"minitwit_bench_obs_{mode}") for mode in MODES}
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{cpu * 1e6:,.0f}", f"{result.p99_ms:.1f}", result.errors, load]
                         )  # fmt: skip
                         print(" | ".join(str(c) for c in rows[-1]), flush=True)
+                print("side by side:", flush=True)
+                side_by_side_rows = side_by_side(servers, log_dir, registrations, args)
         finally:
             for url in urls.values():
                 run_async(drop_database(url))
@@ -147,17 +165,74 @@ def main(argv: list[str] | None = None) -> int:
     print()
     summary = []
     for workload in ("writes", "reads"):
-        on = statistics.median(results[workload, "on"])
-        off = statistics.median(results[workload, "off"])
+        median_on = statistics.median(results[workload, "on"])
+        median_off = statistics.median(results[workload, "off"])
         cpu_on = statistics.median(cpu_per_request[workload, "on"])
         cpu_off = statistics.median(cpu_per_request[workload, "off"])
         summary.append(
-            [workload, f"{on:,.0f}", f"{off:,.0f}", f"{1 - on / off:.1%}",
-             f"{cpu_on * 1e6:,.0f} / {cpu_off * 1e6:,.0f}", f"{cpu_on / cpu_off - 1:+.1%}"]
+            [workload, f"{median_on:,.0f}", f"{median_off:,.0f}",
+             f"{1 - median_on / median_off:.1%}", f"{cpu_on * 1e6:,.0f} / {cpu_off * 1e6:,.0f}",
+             f"{cpu_on / cpu_off - 1:+.1%}"]
         )  # fmt: skip
     headers = ["workload", "median on", "median off", "throughput loss"]
     print(table([*headers, "server CPU us/request on / off", "CPU per request"], summary))
+    print()
+    print("Both servers at once, the same seconds (wrk each, 32 connections):")
+    print()
+    print(table(SIDE_BY_SIDE_HEADERS, side_by_side_rows))
     return 0
+
+
+SIDE_BY_SIDE_HEADERS = ["workload", "rounds", "on req/s", "off req/s", "throughput loss"]
+SIDE_BY_SIDE_HEADERS += ["(min, max)", "server CPU us/request on / off", "CPU per request"]
+
+
+def side_by_side(
+    servers: dict[str, Service], log_dir: Path, registrations: Path, args: argparse.Namespace
+) -> list[list[object]]:
+    """Drive both servers at once for the same seconds; per workload, medians over rounds."""
+    usernames = [action.username for action in read_scenario(registrations)]
+    auth = (f"Authorization: {SIMULATOR_AUTH}",)
+    workloads = {
+        "reads (GET /msgs?no=20)": ("/msgs?no=20", None),
+        "writes (POST /msgs/<user>)": ("/", tweets_script(log_dir, usernames)),
+    }
+    rows = []
+    with ThreadPoolExecutor(max_workers=len(MODES)) as pool:
+        for workload, (path, script) in workloads.items():
+            rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+            cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
+            for round_ in range(1, args.side_by_side_rounds + 1):
+                cpu_before = {mode: cpu_seconds(servers[mode]) for mode in MODES}
+                runs = {
+                    mode: pool.submit(
+                        wrk, servers[mode].url + path, args.duration, 32, 2, auth, script
+                    )
+                    for mode in MODES
+                }
+                results = {mode: run.result() for mode, run in runs.items()}
+                for mode, result in results.items():
+                    rates[mode].append(result.requests_per_s)
+                    spent = cpu_seconds(servers[mode]) - cpu_before[mode]
+                    cpu[mode].append(spent / max(result.requests, 1))
+                errors = sum(result.errors for result in results.values())
+                print(
+                    f"{round_} | {workload} | on {rates['on'][-1]:,.0f} req/s, "
+                    f"{cpu['on'][-1] * 1e6:,.0f} us/request | off {rates['off'][-1]:,.0f} req/s, "
+                    f"{cpu['off'][-1] * 1e6:,.0f} us/request | errors {errors} | {load_average()}",
+                    flush=True,
+                )
+            losses = [1 - on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+            extra_cpu = [on / off - 1 for on, off in zip(cpu["on"], cpu["off"], strict=True)]
+            rows.append(
+                [workload, len(losses), f"{statistics.median(rates['on']):,.0f}",
+                 f"{statistics.median(rates['off']):,.0f}", f"{statistics.median(losses):.1%}",
+                 f"({min(losses):.1%}, {max(losses):.1%})",
+                 f"{statistics.median(cpu['on']) * 1e6:,.0f} / "
+                 f"{statistics.median(cpu['off']) * 1e6:,.0f}",
+                 f"{statistics.median(extra_cpu):+.1%}"]
+            )  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":
