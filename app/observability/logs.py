@@ -117,11 +117,13 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
     ``StdlibFormatter.format_to_ecs`` builds each event generically (an
     extractor per possible field, sets, de-dotting and deep merges of one-key
     dicts): about 80 us per event here, two events per simulator action, a
-    fifth of an action's CPU. For a record without an exception or stack
-    (nearly all) ``format_to_ecs`` below builds the same dict directly, which
-    the library documents as the method to override; anything unusual (an
+    fifth of an action's CPU. For an event without an exception or stack
+    (nearly all), ``fast_line`` writes the line from a layout made once per
+    set of field names, encoding only the values; ``format_to_ecs`` (which the
+    library documents as the method to override) builds the same dict
+    directly for the rare one the layout refuses; anything unusual (an
     exception, a nested ``extra``, a field collision) still goes to the
-    library. ``tests/test_log_format.py`` checks that both give the same JSON.
+    library. ``tests/test_log_format.py`` checks that all give the same JSON.
 
     A lone surrogate (a username sent as ``"\\ud800"`` in JSON) cannot be
     encoded: the stream write failed, the event was lost and a non-JSON
@@ -208,14 +210,14 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
         """
         present = {name: value for name, value in extra.items() if value is not None}
         key = frozenset(present)
-        template = self._templates.get(key, _UNCOMPILED)
-        if template is _UNCOMPILED:
+        try:
+            template = self._templates[key]
+        except KeyError:
             template = self._compile(key)
             if len(self._templates) < MAX_TEMPLATES:  # names someone makes up as they go
                 self._templates[key] = template
         if template is None or pid is None:
             return None
-        assert isinstance(template, _LineTemplate)
         present.update(
             zip(
                 _BASE_KEYS,
@@ -330,7 +332,6 @@ _PLAIN = frozenset({str, int, float, bool})
 _BASE_KEYS = ("\x00timestamp", "\x00level", "\x00logger", "\x00message", "\x00pid")
 _BASE_SLOTS = len(_BASE_KEYS)
 _SLOT = re.compile(r'"\\u0000(\d+)\\u0000"')
-_UNCOMPILED = object()
 MAX_TEMPLATES = 256
 
 
