@@ -71,7 +71,9 @@ def _parse_no() -> int:
 
 async def _json_object() -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    body = await request.get_data(as_text=False)
+    body: str | bytes | None = g.get("whole_body")
+    if body is None:  # not read whole before the action (or that failed): read, or fail, now
+        body = await request.get_data(as_text=False)
     try:
         data = json.loads(body)
     except ValueError:
@@ -126,10 +128,11 @@ async def _wait_for_whole_body() -> None:
     A client that leaves mid-body cancels the request here, before anything
     happened or was recorded. A body too large or too slow is not answered
     here: the handler reads it again, meets the same error, and the action
-    still counts for ``latest``, as before.
+    still counts for ``latest``, as before. A body read whole is kept for the
+    handler: each ``get_data`` runs a ``wait_for``, a task of its own.
     """
     with contextlib.suppress(HTTPException):
-        await request.get_data()
+        g.whole_body = await request.get_data()
 
 
 def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Handler[P]]:

@@ -11,8 +11,8 @@ where the app knows one).
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import time
 from typing import Any
 
@@ -40,7 +40,8 @@ def _request_id_and_user_agent(scope: Scope) -> tuple[str, str | None]:
             request_id = candidate if _REQUEST_ID.fullmatch(candidate) else ""
         elif name == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
-    return request_id or secrets.token_hex(16), user_agent
+    # An id only has to be unique, not secret: Python's PRNG, not a getrandom call per request.
+    return request_id or f"{random.getrandbits(128):032x}", user_agent
 
 
 def _full_path(scope: Scope) -> str:
