@@ -8,6 +8,7 @@ for the events the app writes and for the unusual ones it hands back.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -258,3 +259,49 @@ def test_a_level_below_the_configured_one_writes_nothing(configured_stream: io.S
     logging.getLogger().setLevel(logging.WARNING)
     assert _written(configured_stream, lambda: logs.write_event(logger, INFO, "quiet", {})) == ""
     assert _written(configured_stream, lambda: logs.write_event(logger, WARNING, "loud", {}))
+
+
+def test_on_the_event_loop_a_turns_events_are_written_together_after_it(
+    configured_stream: io.StringIO,
+) -> None:
+    """One write per event-loop turn, in the order taken; nothing before the turn ends."""
+    logger = logging.getLogger("minitwit.access")
+    start = configured_stream.tell()
+
+    async def two_events_in_one_turn() -> list[str]:
+        logs.write_event(logger, INFO, "first", {"labels.app": "api"})
+        logs.write_event(logger, WARNING, "second", {"labels.app": "web"})
+        during = configured_stream.getvalue()[start:]
+        await asyncio.sleep(0)  # the turn ends: the flush scheduled with call_soon runs
+        return [during, configured_stream.getvalue()[start:]]
+
+    during, after = asyncio.run(two_events_in_one_turn())
+    assert during == ""
+    lines = [json.loads(line) for line in after.splitlines()]
+    assert [(line["message"], line["log.level"]) for line in lines] == [
+        ("first", "info"),
+        ("second", "warning"),
+    ]
+
+
+def test_what_a_stopped_loop_left_pending_is_written_at_exit(
+    configured_stream: io.StringIO,
+) -> None:
+    """Taken events are not dropped when the loop stops before its flush ran."""
+    logger = logging.getLogger("minitwit.access")
+    start = configured_stream.tell()
+
+    async def take_one_and_stop() -> None:
+        logs.write_event(logger, INFO, "pending", {"labels.app": "api"})
+        asyncio.get_running_loop().stop()  # this turn is the last: the flush never runs
+
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(take_one_and_stop())
+        loop.run_forever()
+        assert task.done()
+    finally:
+        loop.close()
+    assert configured_stream.getvalue()[start:] == ""
+    logs._flush_at_exit()  # what atexit runs
+    assert json.loads(configured_stream.getvalue()[start:])["message"] == "pending"

@@ -16,7 +16,9 @@ import re
 import time
 from typing import Any
 
-from quart import Quart, Response, g, request
+from quart import Quart, Request, g
+from quart.ctx import RequestContext
+from quart.globals import request_ctx
 
 from app.observability import logs, metrics
 
@@ -144,35 +146,36 @@ class RequestObserver:
 
 
 def install(app: Quart, surface: str, slow_threshold: float) -> None:
-    """Wrap the app's ASGI callable and teach it to tell the middleware its route template
-    and the user (``user.name`` for the access event, where known)."""
-    if surface == "api":
+    """Wrap the app's ASGI callable, and its request dispatch so that the middleware
+    learns the route template and the user (``user.name`` for the access event)."""
+    dispatch = app.full_dispatch_request
+    user_of = _signed_in_user if surface == "web" else _user_in_path
 
-        @app.before_request
-        async def remember_route_and_user() -> None:
-            """On the API the user is the one the path names (the simulator acts as, or
-            reads, them): known once the route matched, so one hook does both."""
-            current = request._get_current_object()  # type: ignore[attr-defined]
-            rule, scope, view_args = current.url_rule, current.scope, current.view_args
+    async def dispatch_and_remember(request_context: RequestContext | None = None) -> Any:
+        """Around everything Quart does with a request (hooks, view, error handlers),
+        also when a hook answers or the client leaves: cheaper than two hooks."""
+        try:
+            return await dispatch(request_context)
+        finally:
+            current = (request_context or request_ctx).request
+            rule = current.url_rule
             if rule is not None:
-                scope[ROUTE_KEY] = rule.rule
-            if view_args and "username" in view_args:
-                scope[USER_KEY] = str(view_args["username"])
-
-    else:
-
-        @app.before_request
-        async def remember_route() -> None:
-            rule = request.url_rule
-            if rule is not None:
-                request.scope[ROUTE_KEY] = rule.rule  # type: ignore[literal-required]
-
-        @app.after_request
-        async def remember_user(response: Response) -> Response:
-            """The signed-in user, whom the web blueprint loads after the hook above."""
-            user = g.get("user")
+                current.scope[ROUTE_KEY] = rule.rule  # type: ignore[literal-required]
+            user = user_of(current)
             if user is not None:
-                request.scope[USER_KEY] = user.username  # type: ignore[literal-required]
-            return response
+                current.scope[USER_KEY] = user  # type: ignore[literal-required]
 
+    app.full_dispatch_request = dispatch_and_remember  # type: ignore[method-assign]
     app.asgi_app = RequestObserver(app.asgi_app, surface, slow_threshold)  # type: ignore[method-assign,assignment]
+
+
+def _signed_in_user(current: Request) -> str | None:
+    """On the web UI, the user signed in (the web blueprint loads them)."""
+    user = g.get("user")
+    return None if user is None else str(user.username)
+
+
+def _user_in_path(current: Request) -> str | None:
+    """On the API, the user the path names: the simulator acts as, or reads, them."""
+    view_args = current.view_args
+    return str(view_args["username"]) if view_args and "username" in view_args else None
