@@ -169,8 +169,8 @@ def install(app: Quart, surface: str, slow_threshold: float) -> None:
     app.asgi_app = RequestObserver(app.asgi_app, surface, slow_threshold)  # type: ignore[method-assign,assignment]
 
 
-def _signed_in_user(current: Request) -> str | None:
-    """On the web UI, the user signed in (the web blueprint loads them)."""
+def _signed_in_user(_request: Request) -> str | None:
+    """On the web UI, the user signed in (the web blueprint loads them into ``g``)."""
     user = g.get("user")
     return None if user is None else str(user.username)
 
