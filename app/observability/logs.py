@@ -166,14 +166,13 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
         if not (record.exc_info or record.stack_info):
             message = record.getMessage()
             record.message = message  # as the library leaves it
-            fields = record.__dict__
             text = self.fast_line(
                 record.created,
                 record.levelname,
                 record.name,
                 message,
                 record.process,
-                {name: fields[name] for name in fields.keys() - self._LOGRECORD_DICT},
+                self._extras(record),
             )
             if text is not None:
                 return text
@@ -184,16 +183,20 @@ class _EncodableECSFormatter(ecs_logging.StdlibFormatter):
             return super().format_to_ecs(record)
         message = record.getMessage()
         record.message = message
-        fields = record.__dict__
         event = self._assemble(
             self._timestamp(record.created),
             record.levelname.lower(),
             record.name,
             message,
             record.process,
-            {name: fields[name] for name in fields.keys() - self._LOGRECORD_DICT},
+            self._extras(record),
         )
         return super().format_to_ecs(record) if event is None else event
+
+    def _extras(self, record: logging.LogRecord) -> dict[str, Any]:
+        """What the caller passed in ``extra`` (and filters added): all but LogRecord's own."""
+        fields = record.__dict__
+        return {name: fields[name] for name in fields.keys() - self._LOGRECORD_DICT}
 
     def fast_line(
         self,
