@@ -225,6 +225,82 @@ def test_the_direct_writer_writes_what_logging_writes(
     assert "hunter2" not in direct
 
 
+# --- Event kinds (``logs.EventKind``): the access event's fixed fields written in once ---
+
+ACCESS_FIXED = {"event.dataset": "minitwit.access", "event.category": "web", "labels.app": "api"}
+ACCESS_VARYING = tuple(name for name in ACCESS_EXTRA if name not in ACCESS_FIXED)
+KIND_EVENTS: dict[str, tuple[int, str, dict[str, Any]]] = {
+    "access event": (INFO, "POST /x -> 204 in 1.2 ms", ACCESS_EXTRA),
+    "slow, a % in the path": (
+        WARNING,
+        "GET /100% -> 200 (slow)",
+        {**ACCESS_EXTRA, "event.action": "slow-request", "url.path": "/100%25%s"},
+    ),
+    "no user, no client, no request id": (
+        INFO,
+        "GET / -> 200",
+        {**ACCESS_EXTRA, "user.name": None, "client.ip": None, "http.request.id": None},
+    ),
+    "non-ASCII, a lone surrogate, quotes and NULs": (
+        INFO,
+        f"GET /{SNOWMAN}\ud800",
+        {**ACCESS_EXTRA, "user.name": SNOWMAN, "url.path": '/\ud800"\x00'},
+    ),
+    "a value of a type only the library writes": (
+        INFO,
+        "x",
+        {**ACCESS_EXTRA, "event.duration": 1.5e300 * 1e10, "user.name": ["a", "b"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("event", KIND_EVENTS.values(), ids=KIND_EVENTS.keys())
+def test_an_event_kind_writes_what_logging_writes(
+    configured_stream: io.StringIO, event: tuple[int, str, dict[str, Any]]
+) -> None:
+    """Every mix of absent values (each its own layout), each value type, escaping."""
+    level, message, fields = event
+    logger = logging.getLogger("minitwit.access")
+    kind = logs.EventKind(logger, ACCESS_FIXED, ACCESS_VARYING)
+    values = tuple(fields[name] for name in ACCESS_VARYING)
+    for _ in range(2):  # the layout made, then the layout reused
+        direct = _written(configured_stream, lambda: kind.write(level, message, values))
+        logged = _written(configured_stream, lambda: logger.log(level, message, extra=fields))
+        assert direct.count("\n") == 1
+        assert direct == logged
+
+
+def test_an_event_kind_follows_a_new_configuration_and_drops_secrets(
+    configured_stream: io.StringIO,
+) -> None:
+    logger = logging.getLogger("minitwit.access")
+    kind = logs.EventKind(logger, {"labels.app": "api", "password": "hunter2"}, ("user.name",))
+    first = json.loads(_written(configured_stream, lambda: kind.write(INFO, "x", ("Ana",))))
+    assert first["service"]["version"] == "9.9.9"
+    assert "password" not in first and "hunter2" not in json.dumps(first)
+    assert first["http"]["request"]["id"] == "c0ffee"  # from the request's context
+    # Configured again (another version): the layouts made for the old formatter go.
+    line = kind.line(ecs_formatter("10.0.0", "test"), 1_700_000_000.25, "INFO", "x", 1, ("Ana",))
+    assert line is not None
+    second = json.loads(line)
+    assert second["service"]["version"] == "10.0.0"
+
+
+def test_the_access_kind_needs_no_fallback() -> None:
+    """Guards the point of kinds: the common access events are laid out, not handed back."""
+    kind = logs.EventKind(logging.getLogger("minitwit.access"), ACCESS_FIXED, ACCESS_VARYING)
+    formatter = ecs_formatter("9.9.9", "test")
+    for name in ("access event", "slow, a % in the path", "no user, no client, no request id"):
+        level, message, fields = KIND_EVENTS[name]
+        values = tuple(fields[field] for field in ACCESS_VARYING)
+        assert kind.line(formatter, 1.0, logging.getLevelName(level), message, 1, values)
+
+
+def test_an_event_kind_refuses_a_field_both_fixed_and_varying() -> None:
+    with pytest.raises(ValueError, match="user.name"):
+        logs.EventKind(logging.getLogger("x"), {"user.name": "a"}, ("user.name",))
+
+
 class _Collecting(logging.Handler):
     def __init__(self) -> None:
         super().__init__()

@@ -31,6 +31,20 @@ CLIENT_CLOSED_REQUEST = 499
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("minitwit.access")
+# What each access event says besides its surface (the values of _record, in order).
+ACCESS_FIELDS = (
+    "event.action",
+    "event.outcome",
+    "event.duration",
+    "http.request.method",
+    "http.response.status_code",
+    "http.route",
+    "url.path",
+    "client.ip",
+    "user.name",
+    "user_agent.original",
+    "http.request.id",
+)
 
 
 def _request_id_and_user_agent(scope: Scope) -> tuple[str, str | None]:
@@ -69,6 +83,15 @@ class RequestObserver:
         # Labelled children by (method, route, status): ``labels()`` takes a lock and
         # builds its key on each call; the label values are bounded, so is this.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.access_event = logs.EventKind(
+            access_log,
+            fixed={
+                "event.dataset": "minitwit.access",
+                "event.category": "web",
+                "labels.app": surface,
+            },
+            varying=ACCESS_FIELDS,
+        )
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -121,27 +144,23 @@ class RequestObserver:
         if not access_log.isEnabledFor(level):
             return
         client = scope.get("client")
-        logs.write_event(
-            access_log,
+        self.access_event.write(
             level,
             f"{method} {scope.get('path', '')} -> {status} in {duration * 1000:.1f} ms"
             + (" (slow)" if slow else ""),
-            {
-                "event.dataset": "minitwit.access",
-                "event.action": "slow-request" if slow else "http-request",
-                "event.category": "web",
-                "event.outcome": _outcome(status),
-                "event.duration": int(duration * 1e9),
-                "http.request.method": method,
-                "http.response.status_code": status,
-                "http.route": route,
-                "url.path": _full_path(scope),
-                "client.ip": client[0] if client else None,
-                "user.name": scope.get(USER_KEY),
-                "user_agent.original": user_agent,
-                "labels.app": self.surface,
-                "http.request.id": rid,
-            },
+            (
+                "slow-request" if slow else "http-request",
+                _outcome(status),
+                int(duration * 1e9),
+                method,
+                status,
+                route,
+                _full_path(scope),
+                client[0] if client else None,
+                scope.get(USER_KEY),
+                user_agent,
+                rid,
+            ),
         )
 
 
