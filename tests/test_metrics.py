@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.observability import metrics
@@ -128,9 +129,51 @@ def test_two_workers_add_up(two_workers: LiveServer) -> None:
     }
     assert len(served_by) == 2, f"requests were not spread over both workers: {served_by}"
     for url in (two_workers.api_url, two_workers.web_url):
-        total = value(scrape(url), "minitwit_http_requests_total", **route_labels)
-        # Each scrape is itself a request to /metrics, not to /latest: exact.
-        assert total - before == sent
+        # Each worker writes its counts to the shared files each second (the worker
+        # serving the scrape, at once); a scrape is a request to /metrics, not to
+        # /latest: the sum becomes exact, and stays so.
+        wait_until(
+            lambda url=url: (
+                value(scrape(url), "minitwit_http_requests_total", **route_labels) - before == sent
+                or None
+            ),
+            timeout=3,
+            what=f"{sent} requests to /latest counted on {url}",
+        )
+
+
+def test_a_tally_publishes_what_the_metrics_own_updates_would() -> None:
+    """``RequestTally`` adds to a histogram's private values: the exposition must be the
+    one ``inc`` and ``observe`` make, bucket bounds (le is inclusive) included."""
+    registries = {way: CollectorRegistry() for way in ("tally", "direct")}
+    made = {
+        way: (
+            metrics.Counter("t_requests", "x", ["app", "method", "route", "status"], registry=r),
+            metrics.Histogram(
+                "t_seconds", "x", ["app", "method", "route"], buckets=metrics.LATENCY_BUCKETS,
+                registry=r,
+            ),
+        )
+        for way, r in registries.items()
+    }  # fmt: skip
+    tally = metrics.RequestTally("api", *made["tally"])
+    requests, durations = made["direct"]
+    observed = [0.0, 0.001, 0.0010001, 0.3, 0.2999, 7.0, 1e9, 0.3, 0.004]
+    for _ in range(2):  # published twice: the second adds to the first
+        for index, seconds in enumerate(observed):
+            status = 200 if index % 3 else 404
+            tally.add("GET", "/msgs", status, seconds)
+            requests.labels("api", "GET", "/msgs", str(status)).inc()
+            durations.labels("api", "GET", "/msgs").observe(seconds)
+        assert _exposed(registries["tally"]) != _exposed(registries["direct"])
+        tally.publish()
+        assert _exposed(registries["tally"]) == _exposed(registries["direct"])
+
+
+def _exposed(registry: CollectorRegistry) -> list[str]:
+    """The exposition without the ``_created`` times (each metric's own instant)."""
+    text = generate_latest(registry).decode()
+    return [line for line in text.splitlines() if "_created" not in line]
 
 
 def test_requests_in_progress_counts_the_ones_in_flight(

@@ -12,6 +12,7 @@ modes below say how each gauge combines across workers.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import time
@@ -147,12 +148,64 @@ class LiveCount:
         self._gauge.labels(**self._labels).set(self.value)
 
 
-IN_PROGRESS = {surface: LiveCount(HTTP_IN_PROGRESS, app=surface) for surface in ("web", "api")}
+class RequestTally:
+    """One surface's HTTP request counts and durations, added up in this worker's memory
+    and written to their metrics when published (each second by the runtime sampler,
+    before each scrape, and when the worker stops).
+
+    In multiprocess mode each counter or histogram update takes a lock and packs
+    a value into a shared file: three per request, against a dict update and a
+    bisect here. The cost is that another worker's requests reach a scrape up to
+    a second late. prometheus-client has no public way to add several
+    observations at once, so ``publish`` adds to a histogram child's ``_sum`` and
+    ``_buckets`` values, as ``observe`` itself does (``tests/test_metrics.py``
+    holds the two to the same exposition).
+    """
+
+    def __init__(
+        self, surface: str, requests: Counter = HTTP_REQUESTS, durations: Histogram = HTTP_DURATION
+    ) -> None:
+        self.surface = surface
+        self._requests_metric = requests
+        self._durations_metric = durations
+        self._bounds = durations._upper_bounds  # the buckets' le values, +Inf last
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._durations: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, method: str, route: str, status: int, seconds: float) -> None:
+        counts = self._counts
+        key = (method, route, status)
+        counts[key] = counts.get(key, 0) + 1
+        tally = self._durations.get((method, route))
+        if tally is None:  # the sum, then a count per bucket
+            tally = self._durations[(method, route)] = [0.0] * (1 + len(self._bounds))
+        tally[0] += seconds
+        tally[1 + bisect.bisect_left(self._bounds, seconds)] += 1  # the first bound >= it
+
+    def publish(self) -> None:
+        counts, self._counts = self._counts, {}
+        durations, self._durations = self._durations, {}
+        for (method, route, status), count in counts.items():
+            self._requests_metric.labels(self.surface, method, route, str(status)).inc(count)
+        for (method, route), (total, *buckets) in durations.items():
+            child = self._durations_metric.labels(self.surface, method, route)
+            child._sum.inc(total)
+            for bucket, observed in zip(child._buckets, buckets, strict=True):
+                if observed:
+                    bucket.inc(observed)
 
 
-def publish_live_counts() -> None:
+SURFACES = ("web", "api")
+IN_PROGRESS = {surface: LiveCount(HTTP_IN_PROGRESS, app=surface) for surface in SURFACES}
+REQUESTS = {surface: RequestTally(surface) for surface in SURFACES}
+
+
+def publish_pending() -> None:
+    """Write what each surface counted in memory to its metrics."""
     for count in IN_PROGRESS.values():
         count.publish()
+    for tally in REQUESTS.values():
+        tally.publish()
 
 
 P = ParamSpec("P")
@@ -198,7 +251,7 @@ def record_start(version: str, revision: str) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The text exposition for ``/metrics``: this process, or all workers summed."""
-    publish_live_counts()
+    publish_pending()
     if multiprocess_dir():
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)

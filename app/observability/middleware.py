@@ -80,9 +80,7 @@ class RequestObserver:
         self.surface = surface
         self.slow_threshold = slow_threshold
         self.in_progress = metrics.IN_PROGRESS[surface]
-        # Labelled children by (method, route, status): ``labels()`` takes a lock and
-        # builds its key on each call; the label values are bounded, so is this.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.requests = metrics.REQUESTS[surface]
         self.access_event = logs.EventKind(
             access_log,
             fixed={
@@ -130,15 +128,7 @@ class RequestObserver:
     ) -> None:
         route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         method = scope.get("method", "GET")
-        children = self._children.get((method, route, status))
-        if children is None:
-            children = self._children[(method, route, status)] = (
-                metrics.HTTP_REQUESTS.labels(self.surface, method, route, str(status)),
-                metrics.HTTP_DURATION.labels(self.surface, method, route),
-            )
-        requests, durations = children
-        requests.inc()
-        durations.observe(duration)
+        self.requests.add(method, route, status, duration)
         slow = duration >= self.slow_threshold
         level = logging.WARNING if slow else logging.INFO
         if not access_log.isEnabledFor(level):

@@ -70,7 +70,7 @@ class RuntimeSampler:
         metrics.PROCESS_RESIDENT_MEMORY.set(_resident_bytes())
         metrics.PROCESS_OPEN_FDS.set(_open_fds())
         sample_pool(self.connection_name)
-        metrics.publish_live_counts()
+        metrics.publish_pending()
 
     async def _run(self) -> None:
         while True:
@@ -85,4 +85,5 @@ class RuntimeSampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        metrics.publish_pending()  # this worker's last second of requests
         metrics.mark_worker_dead(os.getpid())
