@@ -277,7 +277,8 @@ def test_an_event_kind_follows_a_new_configuration_and_drops_secrets(
     kind = logs.EventKind(logger, {"labels.app": "api", "password": "hunter2"}, ("user.name",))
     first = json.loads(_written(configured_stream, lambda: kind.write(INFO, "x", ("Ana",))))
     assert first["service"]["version"] == "9.9.9"
-    assert "password" not in first and "hunter2" not in json.dumps(first)
+    assert "password" not in first
+    assert "hunter2" not in json.dumps(first)
     assert first["http"]["request"]["id"] == "c0ffee"  # from the request's context
     # Configured again (another version): the layouts made for the old formatter go.
     line = kind.line(ecs_formatter("10.0.0", "test"), 1_700_000_000.25, "INFO", "x", 1, ("Ana",))
@@ -297,7 +298,7 @@ def test_the_access_kind_needs_no_fallback() -> None:
 
 
 def test_an_event_kind_refuses_a_field_both_fixed_and_varying() -> None:
-    with pytest.raises(ValueError, match="user.name"):
+    with pytest.raises(ValueError, match=r"user\.name"):
         logs.EventKind(logging.getLogger("x"), {"user.name": "a"}, ("user.name",))
 
 
