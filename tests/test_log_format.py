@@ -209,19 +209,33 @@ def _written(stream: io.StringIO, write: Callable[[], object]) -> str:
     return stream.getvalue()[start:]
 
 
+ACCESS_LOGGER = logging.getLogger("minitwit.access")
+
+
+def _as_logged(
+    stream: io.StringIO, write: Callable[[], object], event: tuple[int, str, dict[str, Any]]
+) -> str:
+    """What ``write`` wrote, once it is known to be the one line ``logging`` writes
+    for ``event`` on the access logger."""
+    level, message, fields = event
+    direct = _written(stream, write)
+    logged = _written(stream, lambda: ACCESS_LOGGER.log(level, message, extra=fields))
+    assert direct.count("\n") == 1
+    assert direct.endswith("\n")
+    assert direct == logged
+    return direct
+
+
 @pytest.mark.parametrize("event", DIRECT_EVENTS.values(), ids=DIRECT_EVENTS.keys())
 def test_the_direct_writer_writes_what_logging_writes(
     configured_stream: io.StringIO, event: tuple[int, str, dict[str, Any]]
 ) -> None:
     level, message, fields = event
-    logger = logging.getLogger("minitwit.access")
     writer = logs._event_writer
     assert writer is not None
-    direct = _written(configured_stream, lambda: writer.write(logger, level, message, fields))
-    logged = _written(configured_stream, lambda: logger.log(level, message, extra=fields))
-    assert direct.count("\n") == 1
-    assert direct.endswith("\n")
-    assert direct == logged
+    direct = _as_logged(
+        configured_stream, lambda: writer.write(ACCESS_LOGGER, level, message, fields), event
+    )
     assert "hunter2" not in direct
 
 
@@ -260,14 +274,10 @@ def test_an_event_kind_writes_what_logging_writes(
 ) -> None:
     """Every mix of absent values (each its own layout), each value type, escaping."""
     level, message, fields = event
-    logger = logging.getLogger("minitwit.access")
-    kind = logs.EventKind(logger, ACCESS_FIXED, ACCESS_VARYING)
+    kind = logs.EventKind(ACCESS_LOGGER, ACCESS_FIXED, ACCESS_VARYING)
     values = tuple(fields[name] for name in ACCESS_VARYING)
     for _ in range(2):  # the layout made, then the layout reused
-        direct = _written(configured_stream, lambda: kind.write(level, message, values))
-        logged = _written(configured_stream, lambda: logger.log(level, message, extra=fields))
-        assert direct.count("\n") == 1
-        assert direct == logged
+        _as_logged(configured_stream, lambda: kind.write(level, message, values), event)
 
 
 def test_an_event_kind_follows_a_new_configuration_and_drops_secrets(

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import ecs_logging
@@ -368,13 +368,19 @@ class _LineTemplate:
         self, values: Mapping[str, Any], encoders: Mapping[type, Callable[[Any], str]]
     ) -> str | None:
         """The line, or None if a value is not of a type in ``encoders``."""
-        try:
-            parts = tuple(
-                [encoders[type(value)](value) for value in map(values.__getitem__, self.sources)]
-            )
-        except KeyError:
-            return None
-        return _encodable(self.layout % parts)
+        return _fill(self.layout, map(values.__getitem__, self.sources), encoders)
+
+
+def _fill(
+    layout: str, values: Iterable[Any], encoders: Mapping[type, Callable[[Any], str]]
+) -> str | None:
+    """``layout`` with each value, in order, encoded by its type's encoder;
+    None if a value is not of a type in ``encoders``."""
+    try:
+        parts = tuple([encoders[type(value)](value) for value in values])
+    except KeyError:
+        return None
+    return _encodable(layout % parts)
 
 
 def _encodable(text: str) -> str:
@@ -611,16 +617,7 @@ class EventWriter:
             current = request_id.get()
             if current is not None:
                 fields = {**fields, "http.request.id": current}
-        event = (time.time(), level, logger, message, fields)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on an event loop (a thread, a script): at once
-            self._write([event])
-            return True
-        if not self._pending:
-            loop.call_soon(self.flush)
-        self._pending.append(event)
-        return True
+        return self._take((time.time(), level, logger, message, fields))
 
     def write_kind(self, kind: EventKind, level: int, message: str, values: Values) -> bool:
         """``write`` for an event of a prepared kind: its values, not a dict of fields."""
@@ -628,10 +625,13 @@ class EventWriter:
             return False
         if not kind.carries_request_id and request_id.get() is not None:
             return self.write(kind.logger, level, message, kind.fields(values))
-        event = (time.time(), level, kind, message, values)
+        return self._take((time.time(), level, kind, message, values))
+
+    def _take(self, event: _Event) -> bool:
+        """Keep the event until the end of the event loop's turn; off the loop, write it now."""
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+        except RuntimeError:  # not on an event loop (a thread, a script): at once
             self._write([event])
             return True
         if not self._pending:
@@ -897,10 +897,4 @@ class _KindLayout:
         self.picks = picks
 
     def render(self, vector: Values, encoders: Mapping[type, Callable[[Any], str]]) -> str | None:
-        try:
-            parts = tuple(
-                [encoders[type(value)](value) for value in map(vector.__getitem__, self.picks)]
-            )
-        except KeyError:
-            return None
-        return _encodable(self.layout % parts)
+        return _fill(self.layout, map(vector.__getitem__, self.picks), encoders)
