@@ -5,7 +5,8 @@ mounts; it is run here unchanged, with the environment variables it documents
 pointing its listeners at free loopback ports, its certificate at a
 self-signed one made with ``openssl``, and its servers at ``minitwit serve``
 processes instead of Docker's DNS. Used by tests/test_scaleout.py and
-bench/scaleout.py.
+bench/scaleout.py. With ``plain=True`` it runs the same file in the Swarm
+stack's plain-HTTP mode (``MINITWIT_LB_PLAIN_HTTP``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -61,8 +63,8 @@ def _port(url: str) -> int:
 @dataclass
 class LoadBalancer:
     process: subprocess.Popen[bytes]
-    web_url: str  # https, through the "web" frontend
-    api_url: str  # https, through the "api" frontend
+    web_url: str  # https, through the "web" frontend (plain mode: http, the "http" one)
+    api_url: str  # https, through the "api" frontend (plain mode: web_url + "/api")
     admin_url: str  # plain http: /healthz, /stats, /metrics
     cert: Path
     log_path: Path
@@ -126,13 +128,17 @@ def environment(replicas: list[LiveServer], cert: Path) -> tuple[dict[str, str],
     return env, ports
 
 
-def start_haproxy(replicas: list[LiveServer], workdir: Path, timeout: float = 30) -> LoadBalancer:
+def start_haproxy(
+    replicas: list[LiveServer], workdir: Path, timeout: float = 30, *, plain: bool = False
+) -> LoadBalancer:
     """``haproxy -db -f compose/haproxy/haproxy.cfg``; returns once every replica is UP."""
     binary = haproxy_binary()
     if binary is None:
         raise RuntimeError("haproxy is not installed")
     cert = self_signed_pem(workdir)
     env, ports = environment(replicas, cert)
+    if plain:
+        env["MINITWIT_LB_PLAIN_HTTP"] = "1"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MINITWIT_LB_")}
     log_path = workdir / "haproxy.log"
     with log_path.open("wb") as log:
@@ -142,10 +148,11 @@ def start_haproxy(replicas: list[LiveServer], workdir: Path, timeout: float = 30
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    web_url = f"http://127.0.0.1:{ports['http']}" if plain else f"https://127.0.0.1:{ports['web']}"
     balancer = LoadBalancer(
         process,
-        f"https://127.0.0.1:{ports['web']}",
-        f"https://127.0.0.1:{ports['api']}",
+        web_url,
+        f"{web_url}/api" if plain else f"https://127.0.0.1:{ports['api']}",
         f"http://127.0.0.1:{ports['admin']}",
         cert,
         log_path,
@@ -168,3 +175,29 @@ def start_haproxy(replicas: list[LiveServer], workdir: Path, timeout: float = 30
             balancer.stop()
             raise RuntimeError(f"haproxy's servers did not all come UP:\n{balancer.log()}")
         time.sleep(0.1)
+
+
+def config_lines(env: dict[str, str]) -> list[str]:
+    """haproxy.cfg as HAProxy reads it with ``env``: .if/.else/.endif applied, comments
+    dropped, quoted "${VAR-default}" references substituted, quotes removed."""
+    lines: list[str] = []
+    active = [True]
+    for raw in CONFIG.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if line.startswith(".if "):
+            defined = re.fullmatch(r"\.if defined\((\w+)\)", line)
+            assert defined, f"unsupported condition: {line}"
+            active.append(active[-1] and defined[1] in env)
+            continue
+        if line == ".else":
+            active[-1] = not active[-1] and active[-2]
+            continue
+        if line == ".endif":
+            active.pop()
+            continue
+        if not line or not active[-1]:
+            continue
+        line = re.sub(r"\$\{(\w+)(?:-([^}]*))?\}", lambda m: env.get(m[1]) or m[2] or "", line)
+        lines.append(line.replace('"', ""))
+    assert active == [True], "unbalanced .if/.endif"
+    return lines

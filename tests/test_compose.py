@@ -42,11 +42,12 @@ from logstash_pipeline_parser import Pipeline
 from app.config import Settings
 from app.logsearch import mappings
 from tests import composefiles as cf
+from tests.haproxy import CONFIG as HAPROXY_CONFIG
+from tests.haproxy import config_lines
 
 ROOT = cf.ROOT
 COMPOSE_ENV_SCRIPT = ROOT / "scripts" / "compose-env"
 SETUP_USERS = ROOT / "compose" / "elasticsearch" / "setup-users.sh"
-HAPROXY_CONFIG = ROOT / "compose" / "haproxy" / "haproxy.cfg"
 LOGSTASH_DIR = ROOT / "logstash"
 FILEBEAT_CONFIG = ROOT / "filebeat" / "filebeat.yml"
 GRAFANA_DATASOURCES = ROOT / "compose" / "grafana" / "provisioning" / "datasources"
@@ -309,39 +310,13 @@ def test_grafana_and_the_setup_job_use_the_repository_files(
     assert mount_source(setup, script) == SETUP_USERS
 
 
-def haproxy_lines(env: dict[str, str]) -> list[str]:
-    """haproxy.cfg as HAProxy reads it with ``env``: .if/.else/.endif applied, comments
-    dropped, quoted "${VAR-default}" references substituted, quotes removed."""
-    lines: list[str] = []
-    active = [True]
-    for raw in HAPROXY_CONFIG.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
-        if line.startswith(".if "):
-            defined = re.fullmatch(r"\.if defined\((\w+)\)", line)
-            assert defined, f"unsupported condition: {line}"
-            active.append(active[-1] and defined[1] in env)
-            continue
-        if line == ".else":
-            active[-1] = not active[-1] and active[-2]
-            continue
-        if line == ".endif":
-            active.pop()
-            continue
-        if not line or not active[-1]:
-            continue
-        line = re.sub(r"\$\{(\w+)(?:-([^}]*))?\}", lambda m: env.get(m[1]) or m[2] or "", line)
-        lines.append(line.replace('"', ""))
-    assert active == [True], "unbalanced .if/.endif"
-    return lines
-
-
 def test_haproxy_reads_the_repository_config_and_the_certificate_secret(
     projects: dict[str, dict[str, Any]],
 ) -> None:
     haproxy = services(projects["production"])["haproxy"]
     assert mount_source(haproxy, "/usr/local/etc/haproxy/haproxy.cfg") == HAPROXY_CONFIG
     secrets = {f"/run/secrets/{s['target']}" for s in haproxy["secrets"]}
-    text = "\n".join(haproxy_lines(haproxy.get("environment", {})))
+    text = "\n".join(config_lines(haproxy.get("environment", {})))
     certificates = re.findall(r"\bcrt\s+(\S+)", text)
     assert certificates
     assert set(certificates) <= secrets
@@ -480,7 +455,7 @@ def test_haproxy_balances_the_app_ports_with_health_checks(
     projects: dict[str, dict[str, Any]],
 ) -> None:
     project = projects["production"]
-    text = "\n".join(haproxy_lines(services(project)["haproxy"].get("environment", {})))
+    text = "\n".join(config_lines(services(project)["haproxy"].get("environment", {})))
     servers = re.findall(r"^\s*server(?:-template)?\s+\S+\s+(?:\d+(?:-\d+)?\s+)?(\S+)", text, re.M)
     assert servers
     reached = {assert_listens(project, server, "haproxy backend") for server in servers}

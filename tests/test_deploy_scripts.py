@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 from tests.do_stub import TOKEN, DoStub, Droplet
+from tests.haproxy import CONFIG as HAPROXY_CONFIG
+from tests.haproxy import config_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -441,26 +443,48 @@ def test_stack_runs_replicas_with_a_health_check_and_rolling_updates() -> None:
     assert "ports" not in app
 
 
-def test_stack_publishes_only_port_80_and_balances_on_health() -> None:
+def stack_proxy() -> tuple[dict[str, Any], Path]:
+    """The stack's HAProxy service, and the configuration file Swarm gives it."""
+    stack = load_stack()
+    proxy = stack["services"]["proxy"]
+    (config,) = proxy["configs"]
+    assert config["target"] == "/usr/local/etc/haproxy/haproxy.cfg"
+    source = stack["configs"][config["source"]]["file"]
+    return proxy, (STACK.parent / source).resolve()
+
+
+def test_stack_runs_the_one_haproxy_config_on_port_80_balancing_on_health() -> None:
     services = load_stack()["services"]
     published = [
-        (name, port["published"])
+        (name, port["published"], port["target"])
         for name, service in services.items()
         for port in service.get("ports", [])
     ]
-    assert published == [("proxy", 80)]
-    cfg = (DEPLOY / "swarm" / "haproxy.cfg").read_text()
-    assert "server-template app 20 tasks.app:5000 check" in cfg
-    assert "option httpchk GET /health" in cfg
-    assert "deny deny_status 404 if { path_beg /metrics }" in cfg
+    assert published == [("proxy", 80, 80)]
+    proxy, config = stack_proxy()
+    assert config == HAPROXY_CONFIG  # the file the Compose variant and the loopback tests run
+    # The image runs HAProxy unprivileged: without this it cannot bind port 80.
+    assert proxy["sysctls"]["net.ipv4.ip_unprivileged_port_start"] == 0
+    assert "http://127.0.0.1:8404/healthz" in proxy["healthcheck"]["test"]
+    lines = config_lines(proxy["environment"])
+    assert "bind :80" in lines
+    assert not [line for line in lines if " ssl " in line]  # TLS ends in front of the droplets
+    for port in (5000, 5001):  # every Swarm task of the app, found through Swarm's DNS
+        assert f"server-template app 20 tasks.app:{port} init-addr none resolvers docker" in lines
+    assert lines.count("http-check send meth GET uri /health") == 2
+    public_metrics = "{ path /metrics } || { path /api/metrics }"
+    assert f"http-request deny deny_status 404 if {public_metrics}" in lines
 
 
-def test_haproxy_accepts_its_config() -> None:
+def test_haproxy_accepts_the_stacks_config() -> None:
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(haproxy).exists():
         pytest.skip("haproxy is not installed (scripts/install-system-deps installs it)")
+    proxy, config = stack_proxy()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MINITWIT_LB_")}
     result = subprocess.run(
-        [haproxy, "-c", "-f", str(DEPLOY / "swarm" / "haproxy.cfg")],
+        [haproxy, "-c", "-f", str(config)],
+        env={**clean, **proxy["environment"]},
         capture_output=True,
         text=True,
     )

@@ -17,7 +17,10 @@ What the configuration promises and these tests hold it to:
 - a replica SIGKILLed while a request is in it: a GET is retried elsewhere
   (reading twice is harmless), a POST is not (the replica may have written
   it), so the client gets exactly one failure, a JSON 502, and the action is
-  stored at most once.
+  stored at most once;
+- in the plain-HTTP mode the Swarm stack on the droplets runs, the same file
+  serves the web UI and the API under ``/api`` on one port, the API through
+  the same backend (its JSON errors), and no public ``/metrics``.
 """
 
 from __future__ import annotations
@@ -275,3 +278,42 @@ def test_a_get_in_flight_on_a_killed_replica_is_retried_on_another(
     assert stuck.status_code == 200, stuck.text
     assert stuck.json() == []
     assert _retries(balancer) > before
+
+
+def test_the_droplets_plain_http_mode_serves_the_ui_and_the_api_under_api(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """The same configuration as the Swarm stack on the droplets runs it
+    (``MINITWIT_LB_PLAIN_HTTP``: one plain port, TLS ending in front): the web UI
+    from the replicas' web port, ``/api/...`` from their API port through the api
+    backend, with its JSON errors, and no public ``/metrics``."""
+    if haproxy_binary() is None:
+        pytest.skip("haproxy is not installed (scripts/install-system-deps installs it)")
+    replica = start_server(pg_database, tmp_path, env=REPLICA_ENV)
+    balancer: LoadBalancer | None = None
+    try:
+        balancer = start_haproxy([replica], tmp_path, plain=True)
+        assert balancer.web_url.startswith("http://")
+        with httpx.Client(trust_env=False, timeout=HANG_GUARD, headers=SIMULATOR_AUTH) as client:
+            public = client.get(f"{balancer.web_url}/public")
+            assert public.status_code == 200
+            assert public.headers["content-type"].startswith("text/html")
+            api_sessions = int(balancer.backend("api")["stot"])
+            registered = client.post(
+                f"{balancer.api_url}/register?latest=7",
+                json={"username": "plain", "email": "plain@example.com", "pwd": "pw"},
+            )
+            assert registered.status_code == 204, registered.text
+            assert client.get(f"{balancer.api_url}/latest").json() == {"latest": 7}
+            assert int(balancer.backend("api")["stot"]) == api_sessions + 2
+            for path in ("/metrics", "/api/metrics"):
+                assert client.get(f"{balancer.web_url}{path}").status_code == 404, path
+            replica.stop()
+            gone = client.get(f"{balancer.api_url}/latest")
+            assert gone.status_code == 503, gone.text
+            assert gone.json()["status"] == 503
+            assert "No MiniTwit replica is available" in gone.json()["error_msg"]
+    finally:
+        if balancer is not None:
+            balancer.stop()
+        replica.stop()
