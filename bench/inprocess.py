@@ -3,6 +3,7 @@ measured in one process, request by request.
 
     .venv/bin/python -m bench.inprocess                  # 5 rounds of 1,000 requests each
     .venv/bin/python -m bench.inprocess --rounds 9 --requests 2000
+    .venv/bin/python -m bench.inprocess --control        # both off: the method's noise floor
 
 ``bench.overhead`` measures throughput with real servers and clients, which
 on a shared two-core machine moves by tens of percent between runs, more
@@ -119,7 +120,9 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     sink = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
     logs.configure(level="INFO", version="bench", environment="bench", stream=sink)
     apps = {
-        mode: create_api_app(dataclasses.replace(settings, observability=mode == "on"))
+        mode: create_api_app(
+            dataclasses.replace(settings, observability=mode == "on" and not args.control)
+        )
         for mode in ("on", "off")
     }
     for app in apps.values():
@@ -168,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="per app and round (1000)")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="both apps off (an A/A run): the difference the method shows for nothing",
+    )
     args = parser.parse_args(argv)
     print(machine_facts())
+    if args.control:
+        print('control run: both apps have observability off ("on" below is the second of them)')
     url = database_url("minitwit_bench_inprocess")
     asyncio.run(fresh_database(url))
     try:
