@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import dataclasses
 import itertools
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -41,7 +43,10 @@ from typing import Any
 
 # Multiprocess mode as served (a scrape-able file per process): set before the
 # metrics are defined.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="minitwit-bench-"))
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _METRICS_DIR = tempfile.mkdtemp(prefix="minitwit-bench-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
+    atexit.register(shutil.rmtree, _METRICS_DIR, ignore_errors=True)
 
 from app.config import Settings
 from app.factory import create_api_app
