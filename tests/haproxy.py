@@ -128,6 +128,12 @@ def environment(replicas: list[LiveServer], cert: Path) -> tuple[dict[str, str],
     return env, ports
 
 
+def process_environment(config_env: dict[str, str]) -> dict[str, str]:
+    """HAProxy's environment: this one without any MINITWIT_LB_* of its own, then ``config_env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MINITWIT_LB_")}
+    return {**clean, **config_env}
+
+
 def start_haproxy(
     replicas: list[LiveServer], workdir: Path, timeout: float = 30, *, plain: bool = False
 ) -> LoadBalancer:
@@ -139,12 +145,11 @@ def start_haproxy(
     env, ports = environment(replicas, cert)
     if plain:
         env["MINITWIT_LB_PLAIN_HTTP"] = "1"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MINITWIT_LB_")}
     log_path = workdir / "haproxy.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [binary, "-db", "-f", str(CONFIG)],
-            env={**clean, **env},
+            env=process_environment(env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

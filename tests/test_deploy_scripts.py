@@ -27,7 +27,7 @@ import yaml
 
 from tests.do_stub import TOKEN, DoStub, Droplet
 from tests.haproxy import CONFIG as HAPROXY_CONFIG
-from tests.haproxy import config_lines
+from tests.haproxy import config_lines, haproxy_binary, process_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -477,14 +477,13 @@ def test_stack_runs_the_one_haproxy_config_on_port_80_balancing_on_health() -> N
 
 
 def test_haproxy_accepts_the_stacks_config() -> None:
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(haproxy).exists():
+    haproxy = haproxy_binary()
+    if haproxy is None:
         pytest.skip("haproxy is not installed (scripts/install-system-deps installs it)")
     proxy, config = stack_proxy()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MINITWIT_LB_")}
     result = subprocess.run(
         [haproxy, "-c", "-f", str(config)],
-        env={**clean, **proxy["environment"]},
+        env=process_environment(proxy["environment"]),
         capture_output=True,
         text=True,
     )
