@@ -74,7 +74,7 @@ class PortDispatcher:
                     await self.sampler.stop()
                 for app in reversed(started):
                     await app.shutdown()
-                logs.flush_pending()  # not left to atexit, which a forked worker skips
+                logs.flush_pending()  # not left to atexit, which a multiprocessing fork child skips
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -12,12 +12,11 @@ machine's drift out of the comparison: two API apps (``create_api_app``),
 one with the request middleware and one with ``MINITWIT_OBSERVABILITY=off``,
 in one process on one fresh PostgreSQL database, are called through their
 ASGI interface in turn, request by request (on, off, off, on, ...), and the
-process's CPU time is charged to the app that was called, except the writing
-of log lines (to /dev/null, as a file would take them), which goes out for
-many requests at once and is charged to the app with observability on. The
-requests are the simulator's mix: a tweet (``POST /msgs/<user>?latest=N``),
-a user's messages, the public messages and ``GET /latest``, each as a
-registered user.
+process's CPU time is charged to the app that was called, including the end
+of the event-loop turn where the access lines are written (to /dev/null, as
+a file would take them). The requests are the simulator's mix: a tweet
+(``POST /msgs/<user>?latest=N``), a user's messages, the public messages and
+``GET /latest``, each as a registered user.
 
 What it leaves out is the same for both apps (uvicorn's HTTP parsing and
 socket work, about a third of a served request's CPU), so its percentages
@@ -107,27 +106,6 @@ async def call(app: App, method: str, target: str, body: bytes = b"") -> int:
     return status
 
 
-def _charge_flushes(clock: Callable[[], float]) -> list[float]:
-    """The CPU time spent writing out log lines, added up as they are written.
-
-    The lines of several requests go out together, at a timer that fires during
-    whichever app's request: the measurement charges all of it to the app with
-    observability on. That includes the other app's share of the domain events
-    (one per tweet, a sixth of the lines), so the difference comes out a little
-    high, never low."""
-    writer = logs._event_writer
-    assert writer is not None, "logs.configure() first"
-    flush, spent = writer.flush, [0.0]
-
-    def charged_flush() -> None:
-        start = clock()
-        flush()
-        spent[0] += clock() - start
-
-    writer.flush = charged_flush  # type: ignore[method-assign]
-    return spent
-
-
 def requests() -> itertools.cycle[tuple[str, str, bytes]]:
     """The simulator's mix, as the registered users in turn."""
     mix: list[tuple[str, str, bytes]] = []
@@ -164,19 +142,16 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
                 await call(app, *next(mix))
         cpu: dict[str, list[float]] = {"on": [], "off": []}
         clock = time.process_time
-        flushing = _charge_flushes(clock)
         for round_ in range(1, args.rounds + 1):
             spent = {"on": 0.0, "off": 0.0}
             for index in range(args.requests):
                 request = next(mix)
                 order = ("on", "off") if index % 2 else ("off", "on")
                 for mode in order:
-                    start, flushed = clock(), flushing[0]
+                    start = clock()
                     status = await call(apps[mode], *request)
-                    await asyncio.sleep(0)  # the turn ends, as a served request's does
-                    moved = flushing[0] - flushed
-                    spent[mode] += clock() - start - moved
-                    spent["on"] += moved
+                    await asyncio.sleep(0)  # the turn ends: this app's access line is written
+                    spent[mode] += clock() - start
                     if status >= 400:
                         raise SystemExit(f"{request[0]} {request[1]} answered {status}")
             for mode in spent:
@@ -191,7 +166,6 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     finally:
         for app in apps.values():
             await app.shutdown()
-        logs.flush_pending()
         sink.close()
 
 

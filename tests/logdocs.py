@@ -124,6 +124,7 @@ async def _drive(database_url: str) -> None:
         await client.get("/_test/slow")
         response = await client.get("/_test/boom")
         assert response.status_code == 500
+        assert response.headers.get("X-Request-ID"), "the 500 page returns its request id too"
 
 
 def app_log_lines(directory: Path) -> list[dict[str, Any]]:

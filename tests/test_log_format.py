@@ -348,54 +348,27 @@ def test_a_level_below_the_configured_one_writes_nothing(configured_stream: io.S
     assert _written(configured_stream, lambda: logs.write_event(logger, WARNING, "loud", {}))
 
 
-def test_on_the_event_loop_events_are_written_together_a_little_later(
-    configured_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+def test_on_the_event_loop_a_turns_events_are_written_together_after_it(
+    configured_stream: io.StringIO,
 ) -> None:
-    """One write for the events of several turns, in the order taken, once
-    ``FLUSH_AFTER`` has passed; nothing before."""
-    monkeypatch.setattr(logs.EventWriter, "FLUSH_AFTER", 0.3)
+    """One write per event-loop turn, in the order taken; nothing before the turn ends."""
     logger = logging.getLogger("minitwit.access")
     start = configured_stream.tell()
 
-    async def events_in_two_turns() -> list[str]:
+    async def two_events_in_one_turn() -> list[str]:
         logs.write_event(logger, INFO, "first", {"labels.app": "api"})
-        await asyncio.sleep(0)
         logs.write_event(logger, WARNING, "second", {"labels.app": "web"})
-        await asyncio.sleep(0)
         during = configured_stream.getvalue()[start:]
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0)  # the turn ends: the flush scheduled with call_soon runs
         return [during, configured_stream.getvalue()[start:]]
 
-    during, after = asyncio.run(events_in_two_turns())
+    during, after = asyncio.run(two_events_in_one_turn())
     assert during == ""
     lines = [json.loads(line) for line in after.splitlines()]
     assert [(line["message"], line["log.level"]) for line in lines] == [
         ("first", "info"),
         ("second", "warning"),
     ]
-
-
-def test_on_the_event_loop_enough_pending_events_are_written_at_once(
-    configured_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A busy loop keeps at most ``FLUSH_AT`` events before it writes them."""
-    monkeypatch.setattr(logs.EventWriter, "FLUSH_AT", 3)
-    monkeypatch.setattr(logs.EventWriter, "FLUSH_AFTER", 60.0)
-    logger = logging.getLogger("minitwit.access")
-    start = configured_stream.tell()
-
-    async def four_events_in_one_turn() -> list[list[str]]:
-        seen = []
-        for number in range(4):
-            logs.write_event(logger, INFO, f"event {number}", {"labels.app": "api"})
-            lines = configured_stream.getvalue()[start:].splitlines()
-            seen.append([json.loads(line)["message"] for line in lines])
-        return seen
-
-    seen = asyncio.run(four_events_in_one_turn())
-    assert seen == [[], [], ["event 0", "event 1", "event 2"], ["event 0", "event 1", "event 2"]]
-    logs.flush_pending()
-    assert configured_stream.getvalue()[start:].splitlines()[-1].count("event 3") == 1
 
 
 def test_what_a_stopped_loop_left_pending_is_written_at_exit(
@@ -422,19 +395,29 @@ def test_what_a_stopped_loop_left_pending_is_written_at_exit(
 
 
 def test_a_new_loop_writes_what_a_stopped_one_left_pending(
-    configured_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    configured_stream: io.StringIO,
 ) -> None:
     """The flush a stopped loop had scheduled never runs: the next loop's does."""
-    monkeypatch.setattr(logs.EventWriter, "FLUSH_AFTER", 0.05)
     logger = logging.getLogger("minitwit.access")
     start = configured_stream.tell()
 
-    async def take(message: str, then_wait: float) -> None:
-        logs.write_event(logger, INFO, message, {"labels.app": "api"})
-        await asyncio.sleep(then_wait)
+    async def take_one_and_stop() -> None:
+        logs.write_event(logger, INFO, "left pending", {"labels.app": "api"})
+        asyncio.get_running_loop().stop()
 
-    asyncio.run(take("left pending", 0))
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(take_one_and_stop())
+        loop.run_forever()
+        assert task.done()
+    finally:
+        loop.close()
+
+    async def take_one_more() -> None:
+        logs.write_event(logger, INFO, "on the next loop", {"labels.app": "api"})
+        await asyncio.sleep(0)
+
     assert configured_stream.getvalue()[start:] == ""
-    asyncio.run(take("on the next loop", 0.3))
+    asyncio.run(take_one_more())
     lines = configured_stream.getvalue()[start:].splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["left pending", "on the next loop"]

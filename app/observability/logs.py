@@ -586,20 +586,13 @@ class EventWriter:
     inside a busy server the logging machinery (the record, the filters, the
     handler lock, the formatter's generic entry) cost about 110 us per event,
     a tenth of a simulator action, most of the measured cost of observability.
-    Events written on the event loop are kept for up to ``FLUSH_AFTER``
-    seconds (or until ``FLUSH_AT`` are pending) and then formatted and
-    written together, one ``write`` for all of them: written at the end of
-    each request, their ``write`` and the loop turn it took were a fifth of
-    what observability cost. A line thus comes out up to 50 ms after its
-    event, possibly after a line written through ``logging`` meanwhile (each
-    carries its own @timestamp); what is pending at exit is written by an
-    ``atexit`` hook, and a worker killed with SIGKILL loses at most its last
-    50 ms of lines. The line is the one ``logging`` would write
-    (``tests/test_log_format.py``).
+    Events written on the event loop are kept until the end of its current
+    turn and then formatted and written together, one ``write`` for all of
+    them. A line thus comes out microseconds after its event, possibly after
+    a line written through ``logging`` meanwhile (each carries its own
+    @timestamp); what is pending at exit is written by an ``atexit`` hook.
+    The line is the one ``logging`` would write (``tests/test_log_format.py``).
     """
-
-    FLUSH_AFTER = 0.05  # seconds
-    FLUSH_AT = 256  # events pending
 
     def __init__(
         self,
@@ -636,7 +629,7 @@ class EventWriter:
         return self._take((time.time(), level, kind, message, values))
 
     def _take(self, event: _Event) -> bool:
-        """Keep the event for the next flush; off the event loop, write it now."""
+        """Keep the event until the end of the event loop's turn; off the loop, write it now."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on an event loop (a thread, a script): at once
@@ -644,12 +637,9 @@ class EventWriter:
             return True
         if self._flush_scheduled_on is not loop:  # the first event since the last flush,
             # or one on a new loop while the one that scheduled the flush has stopped
-            loop.call_later(self.FLUSH_AFTER, self.flush)
+            loop.call_soon(self.flush)
             self._flush_scheduled_on = loop
-        pending = self._pending
-        pending.append(event)
-        if len(pending) >= self.FLUSH_AT:
-            self.flush()  # the timer then finds nothing, or the next events
+        self._pending.append(event)
         return True
 
     def flush(self) -> None:

@@ -1,8 +1,7 @@
 """The request middleware: one place where every HTTP request is measured and logged.
 
-It is the class Quart handles each HTTP request with, so it sees the status
-that really went out (error pages included) and the time until the response
-was sent. It sets
+It wraps each Quart app's ASGI callable, so it sees the status that really
+went out (error pages included) and the full time to the last byte. It sets
 the request id (from ``X-Request-ID`` when the caller sent a sane one) for
 every log line of the request, returns it in the response, counts and times
 the request by route template, and writes one access event (with the user,
@@ -11,21 +10,20 @@ where the app knows one).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
 import time
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from quart import Quart, Request
-from quart.asgi import ASGIHTTPConnection
+from quart import Quart, Request, g
+from quart.ctx import RequestContext
 from quart.globals import request_ctx
 
 from app.observability import logs, metrics
 
-Scope = Mapping[str, Any]
+Scope = dict[str, Any]
+ROUTE_KEY = "minitwit.route"
 USER_KEY = "minitwit.user"
 UNMATCHED_ROUTE = "<unmatched>"
 # nginx's status for a request whose client disconnected before the response.
@@ -77,14 +75,12 @@ def _outcome(status: int) -> str:
 
 
 class RequestObserver:
-    """One surface's request metrics and access event."""
-
-    def __init__(self, surface: str, slow_threshold: float) -> None:
+    def __init__(self, app: Any, surface: str, slow_threshold: float) -> None:
+        self.app = app
         self.surface = surface
         self.slow_threshold = slow_threshold
         self.in_progress = metrics.IN_PROGRESS[surface]
         self.requests = metrics.REQUESTS[surface]
-        self.user_of = _signed_in_user if surface == "web" else _user_in_path
         self.access_event = logs.EventKind(
             access_log,
             fixed={
@@ -95,17 +91,42 @@ class RequestObserver:
             varying=ACCESS_FIELDS,
         )
 
-    def record(
-        self,
-        request: Request,
-        scope: Scope,
-        status: int,
-        duration: float,
-        rid: str,
-        user_agent: str | None,
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid, user_agent = _request_id_and_user_agent(scope)
+        token = logs.request_id.set(rid)
+        status: int | None = None
+        header_value = rid.encode("latin-1")
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", header_value)]
+            await send(message)
+
+        start = time.perf_counter()
+        self.in_progress.value += 1
+        returned = False
+        try:
+            await self.app(scope, receive, send_with_id)
+            returned = True
+        finally:
+            duration = time.perf_counter() - start
+            self.in_progress.value -= 1
+            if status is None:
+                # No response went out: the app failed (500), or Quart cancelled the
+                # handler because the client went away, which is no server error.
+                status = CLIENT_CLOSED_REQUEST if returned else 500
+            self._record(scope, status, duration, rid, user_agent)
+            logs.request_id.reset(token)
+
+    def _record(
+        self, scope: Scope, status: int, duration: float, rid: str, user_agent: str | None
     ) -> None:
-        rule = request.url_rule
-        route = UNMATCHED_ROUTE if rule is None else rule.rule
+        route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         method = scope.get("method", "GET")
         self.requests.add(method, route, status, duration)
         slow = duration >= self.slow_threshold
@@ -126,74 +147,41 @@ class RequestObserver:
                 route,
                 _full_path(scope),
                 client[0] if client else None,
-                self.user_of(request),
+                scope.get(USER_KEY),
                 user_agent,
                 rid,
             ),
         )
 
 
-class ObservedHTTPConnection(ASGIHTTPConnection):
-    """Quart's handling of one HTTP request (``Quart.asgi_http_class``), measured and logged.
-
-    Inside Quart rather than around its ASGI callable: it sees the response
-    Quart sends (error pages included) and the request it matched, so one
-    coroutine does what took an ASGI wrapper, a ``send`` wrapper and a
-    dispatch wrapper, the largest part of observability's cost per request.
-    """
-
-    observer: RequestObserver  # the surface's, set by ``install``
-    status: int | None = None
-    request_id = ""
-
-    async def handle_request(self, request: Request, send: Any) -> None:
-        scope = self.scope
-        rid, user_agent = _request_id_and_user_agent(scope)
-        self.request_id = rid
-        token = logs.request_id.set(rid)
-        in_progress = self.observer.in_progress
-        start = time.perf_counter()
-        in_progress.value += 1
-        cancelled = False
-        try:
-            await super().handle_request(request, send)
-        except asyncio.CancelledError:
-            cancelled = True  # Quart cancels the handler when the client goes away
-            raise
-        finally:
-            duration = time.perf_counter() - start
-            in_progress.value -= 1
-            status = self.status
-            if status is None:  # no response went out: 499 is no server error
-                status = CLIENT_CLOSED_REQUEST if cancelled else 500
-            self.observer.record(request, scope, status, duration, rid, user_agent)
-            logs.request_id.reset(token)
-
-    async def _send_response(self, send: Any, response: Any) -> None:
-        """Quart's last step before the response goes out: where its status and the
-        ``X-Request-ID`` header are known and settable for every kind of response."""
-        self.status = response.status_code
-        response.headers.add("X-Request-ID", self.request_id)
-        await super()._send_response(send, response)
-
-
 def install(app: Quart, surface: str, slow_threshold: float) -> None:
-    """Have the app handle its HTTP requests through an ``ObservedHTTPConnection``."""
-    observer = RequestObserver(surface, slow_threshold)
-    app.asgi_http_class = type(
-        f"Observed{surface.title()}Connection", (ObservedHTTPConnection,), {"observer": observer}
-    )
+    """Wrap the app's ASGI callable, and its request dispatch so that the middleware
+    learns the route template and the user (``user.name`` for the access event)."""
+    dispatch = app.full_dispatch_request
+    user_of = _signed_in_user if surface == "web" else _user_in_path
+
+    async def dispatch_and_remember(request_context: RequestContext | None = None) -> Any:
+        """Around everything Quart does with a request (hooks, view, error handlers),
+        also when a hook answers or the client leaves: cheaper than two hooks."""
+        try:
+            return await dispatch(request_context)
+        finally:
+            current = (request_context or request_ctx).request
+            rule = current.url_rule
+            if rule is not None:
+                current.scope[ROUTE_KEY] = rule.rule  # type: ignore[literal-required]
+            user = user_of(current)
+            if user is not None:
+                current.scope[USER_KEY] = user  # type: ignore[literal-required]
+
+    app.full_dispatch_request = dispatch_and_remember  # type: ignore[method-assign]
+    app.asgi_app = RequestObserver(app.asgi_app, surface, slow_threshold)  # type: ignore[method-assign,assignment]
 
 
-def note_signed_in_user(username: str) -> None:
-    """Name the signed-in user in this request's access event: the web UI knows
-    them only while it handles the request (in ``g``, gone when it is done)."""
-    request_ctx.request.scope[USER_KEY] = username  # type: ignore[literal-required]
-
-
-def _signed_in_user(request: Request) -> str | None:
-    """On the web UI, the user signed in, where the web blueprint named them."""
-    return cast(str | None, request.scope.get(USER_KEY))
+def _signed_in_user(_request: Request) -> str | None:
+    """On the web UI, the user signed in (the web blueprint loads them into ``g``)."""
+    user = g.get("user")
+    return None if user is None else str(user.username)
 
 
 def _user_in_path(current: Request) -> str | None:

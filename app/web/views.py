@@ -19,7 +19,7 @@ from quart import (
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from app.errors import InvalidInput
-from app.observability import events, middleware
+from app.observability import events
 from app.services import follows, messages, users
 from app.services.messages import Cursor, Post
 from app.web.same_site import is_cross_site
@@ -42,8 +42,6 @@ async def load_user_and_refuse_cross_site() -> None:
         g.user = await users.by_id(user_id)
         if g.user is None:  # the account is gone: forget the stale session
             session.pop("user_id", None)
-        else:
-            middleware.note_signed_in_user(g.user.username)
     if request.method not in ("GET", "HEAD", "OPTIONS") or request.endpoint in STATE_CHANGING_GETS:
         cross = is_cross_site(
             request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"), request.host
