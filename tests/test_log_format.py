@@ -371,38 +371,11 @@ def test_on_the_event_loop_a_turns_events_are_written_together_after_it(
     ]
 
 
-def test_what_a_stopped_loop_left_pending_is_written_at_exit(
-    configured_stream: io.StringIO,
-) -> None:
-    """Taken events are not dropped when the loop stops before its flush ran."""
-    logger = logging.getLogger("minitwit.access")
-    start = configured_stream.tell()
+def _take_one_on_a_loop_that_stops(message: str) -> None:
+    """One event taken in the last turn of a loop: its end-of-turn flush never runs."""
 
     async def take_one_and_stop() -> None:
-        logs.write_event(logger, INFO, "pending", {"labels.app": "api"})
-        asyncio.get_running_loop().stop()  # this turn is the last: the flush never runs
-
-    loop = asyncio.new_event_loop()
-    try:
-        task = loop.create_task(take_one_and_stop())
-        loop.run_forever()
-        assert task.done()
-    finally:
-        loop.close()
-    assert configured_stream.getvalue()[start:] == ""
-    logs.flush_pending()  # what atexit runs
-    assert json.loads(configured_stream.getvalue()[start:])["message"] == "pending"
-
-
-def test_a_new_loop_writes_what_a_stopped_one_left_pending(
-    configured_stream: io.StringIO,
-) -> None:
-    """The flush a stopped loop had scheduled never runs: the next loop's does."""
-    logger = logging.getLogger("minitwit.access")
-    start = configured_stream.tell()
-
-    async def take_one_and_stop() -> None:
-        logs.write_event(logger, INFO, "left pending", {"labels.app": "api"})
+        logs.write_event(logging.getLogger("minitwit.access"), INFO, message, {"labels.app": "api"})
         asyncio.get_running_loop().stop()
 
     loop = asyncio.new_event_loop()
@@ -413,8 +386,27 @@ def test_a_new_loop_writes_what_a_stopped_one_left_pending(
     finally:
         loop.close()
 
+
+def test_what_a_stopped_loop_left_pending_is_written_at_exit(
+    configured_stream: io.StringIO,
+) -> None:
+    """Taken events are not dropped when the loop stops before its flush ran."""
+    start = configured_stream.tell()
+    _take_one_on_a_loop_that_stops("pending")
+    assert configured_stream.getvalue()[start:] == ""
+    logs.flush_pending()  # what atexit runs
+    assert json.loads(configured_stream.getvalue()[start:])["message"] == "pending"
+
+
+def test_a_new_loop_writes_what_a_stopped_one_left_pending(
+    configured_stream: io.StringIO,
+) -> None:
+    """The flush a stopped loop had scheduled never runs: the next loop's does."""
+    start = configured_stream.tell()
+    _take_one_on_a_loop_that_stops("left pending")
+
     async def take_one_more() -> None:
-        logs.write_event(logger, INFO, "on the next loop", {"labels.app": "api"})
+        logs.write_event(logging.getLogger("minitwit.access"), INFO, "on the next loop", {})
         await asyncio.sleep(0)
 
     assert configured_stream.getvalue()[start:] == ""
