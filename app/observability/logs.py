@@ -723,7 +723,7 @@ os.register_at_fork(after_in_child=_remember_pid)
 
 
 def flush_pending() -> None:
-    """Write the events kept for the next flush now (at exit, or before closing the stream)."""
+    """Write the events kept for the next flush now: at exit, and when a worker's lifespan ends."""
     if _event_writer is not None:
         _event_writer.flush()
 
