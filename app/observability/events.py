@@ -1,4 +1,5 @@
-"""Domain events: each one counts in its metric and writes one info log line.
+"""Domain events: each one counts in its metric (tallied: ``metrics.CountTally``) and
+writes one info log line.
 
 The HTTP layers call these after the service layer succeeded (or, for a user
 that does not exist, failed), because only they know the surface (web/api).
@@ -24,17 +25,17 @@ def _event(action: str, message: str, fields: dict[str, object]) -> None:
 
 
 def user_registered(source: str, username: str) -> None:
-    metrics.REGISTRATIONS.labels(source=source).inc()
+    metrics.count(metrics.REGISTRATIONS, source)
     _event("user-registered", f"user {username!r} registered", {"user.name": username})
 
 
 def message_posted(source: str, username: str) -> None:
-    metrics.MESSAGES_POSTED.labels(source=source).inc()
+    metrics.count(metrics.MESSAGES_POSTED, source)
     _event("message-posted", f"{username!r} posted a message", {"user.name": username})
 
 
 def followed(source: str, who: str, whom: str) -> None:
-    metrics.FOLLOWS.labels(source=source).inc()
+    metrics.count(metrics.FOLLOWS, source)
     _event(
         "user-followed",
         f"{who!r} follows {whom!r}",
@@ -43,7 +44,7 @@ def followed(source: str, who: str, whom: str) -> None:
 
 
 def unfollowed(source: str, who: str, whom: str) -> None:
-    metrics.UNFOLLOWS.labels(source=source).inc()
+    metrics.count(metrics.UNFOLLOWS, source)
     _event(
         "user-unfollowed",
         f"{who!r} unfollowed {whom!r}",
@@ -52,7 +53,7 @@ def unfollowed(source: str, who: str, whom: str) -> None:
 
 
 def user_not_found(surface: str, username: str) -> None:
-    metrics.USERS_NOT_FOUND.labels(app=surface).inc()
+    metrics.count(metrics.USERS_NOT_FOUND, surface)
     _event(
         "user-not-found",
         f"unknown user {username!r}",
@@ -61,7 +62,7 @@ def user_not_found(surface: str, username: str) -> None:
 
 
 def login(ok: bool, username: str) -> None:
-    metrics.LOGINS.labels(result="ok" if ok else "failed").inc()
+    metrics.count(metrics.LOGINS, "ok" if ok else "failed")
     _event(
         "user-login" if ok else "user-login-failed",
         f"sign-in {'succeeded' if ok else 'failed'} for {username!r}",
@@ -75,7 +76,7 @@ def latest_recorded(value: int) -> None:
 
 def request_failed(kind: str, exc: BaseException) -> None:
     """A request we could not serve: the database was out, or a bug."""
-    metrics.ERRORS.labels(kind=kind).inc()
+    metrics.count(metrics.ERRORS, kind)
     if kind == "database_unavailable":
         log.warning(
             "database unavailable: %s",

@@ -148,64 +148,109 @@ class LiveCount:
         self._gauge.labels(**self._labels).set(self.value)
 
 
-class RequestTally:
-    """One surface's HTTP request counts and durations, added up in this worker's memory
-    and written to their metrics when published (each second by the runtime sampler,
+class CountTally:
+    """A counter's increments, by label values, added up in this worker's memory and
+    written to the counter when published (each second by the runtime sampler,
     before each scrape, and when the worker stops).
 
-    In multiprocess mode each counter or histogram update takes a lock and packs
-    a value into a shared file: three per request, against a dict update and a
-    bisect here. The cost is that another worker's requests reach a scrape up to
-    a second late. prometheus-client has no public way to add several
-    observations at once, so ``publish`` adds to a histogram child's ``_sum`` and
-    ``_buckets`` values, as ``observe`` itself does (``tests/test_metrics.py``
-    holds the two to the same exposition).
+    In multiprocess mode each update takes a lock and packs a value into a
+    shared file; for what changes on every request that was a third of what the
+    metrics cost a request. The price: another worker's updates reach a scrape
+    up to a second late (the scraping worker publishes its own first), and a
+    worker killed with SIGKILL loses its last second of them.
     """
 
-    def __init__(
-        self, surface: str, requests: Counter = HTTP_REQUESTS, durations: Histogram = HTTP_DURATION
-    ) -> None:
-        self.surface = surface
-        self._requests_metric = requests
-        self._durations_metric = durations
-        self._bounds = durations._upper_bounds  # the buckets' le values, +Inf last
-        self._counts: dict[tuple[str, str, int], int] = {}
-        self._durations: dict[tuple[str, str], list[float]] = {}
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._counts: dict[tuple[str, ...], int] = {}
 
-    def add(self, method: str, route: str, status: int, seconds: float) -> None:
+    def inc(self, *labels: str) -> None:
         counts = self._counts
-        key = (method, route, status)
-        counts[key] = counts.get(key, 0) + 1
-        tally = self._durations.get((method, route))
+        counts[labels] = counts.get(labels, 0) + 1
+
+    def publish(self) -> None:
+        counts, self._counts = self._counts, {}
+        for labels, count in counts.items():
+            self._counter.labels(*labels).inc(count)
+
+
+class DurationTally:
+    """A histogram's observations, by label values, tallied like ``CountTally``'s.
+
+    prometheus-client has no public way to add several observations at once, so
+    ``publish`` adds to a child's ``_sum`` and ``_buckets`` values, as
+    ``observe`` itself does (``tests/test_metrics.py`` holds the two to the same
+    exposition).
+    """
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._bounds = histogram._upper_bounds  # the buckets' le values, +Inf last
+        self._tallies: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, seconds: float, *labels: str) -> None:
+        tally = self._tallies.get(labels)
         if tally is None:  # the sum, then a count per bucket
-            tally = self._durations[(method, route)] = [0.0] * (1 + len(self._bounds))
+            tally = self._tallies[labels] = [0.0] * (1 + len(self._bounds))
         tally[0] += seconds
         tally[1 + bisect.bisect_left(self._bounds, seconds)] += 1  # the first bound >= it
 
     def publish(self) -> None:
-        counts, self._counts = self._counts, {}
-        durations, self._durations = self._durations, {}
-        for (method, route, status), count in counts.items():
-            self._requests_metric.labels(self.surface, method, route, str(status)).inc(count)
-        for (method, route), (total, *buckets) in durations.items():
-            child = self._durations_metric.labels(self.surface, method, route)
+        tallies, self._tallies = self._tallies, {}
+        for labels, (total, *buckets) in tallies.items():
+            child = self._histogram.labels(*labels)
             child._sum.inc(total)
             for bucket, observed in zip(child._buckets, buckets, strict=True):
                 if observed:
                     bucket.inc(observed)
 
 
+class RequestTally:
+    """One surface's HTTP request counts and durations, tallied in memory."""
+
+    def __init__(
+        self, surface: str, requests: Counter = HTTP_REQUESTS, durations: Histogram = HTTP_DURATION
+    ) -> None:
+        self.surface = surface
+        self._requests = CountTally(requests)
+        self._durations = DurationTally(durations)
+
+    def add(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.inc(self.surface, method, route, str(status))
+        self._durations.observe(seconds, self.surface, method, route)
+
+    def publish(self) -> None:
+        self._requests.publish()
+        self._durations.publish()
+
+
 SURFACES = ("web", "api")
 IN_PROGRESS = {surface: LiveCount(HTTP_IN_PROGRESS, app=surface) for surface in SURFACES}
 REQUESTS = {surface: RequestTally(surface) for surface in SURFACES}
+DB_DURATIONS = DurationTally(DB_QUERY_DURATION)
+# The domain counters and the error count, tallied like the requests.
+COUNTED = {
+    counter: CountTally(counter)
+    for counter in (
+        MESSAGES_POSTED, FOLLOWS, UNFOLLOWS, REGISTRATIONS, LOGINS, USERS_NOT_FOUND, ERRORS
+    )
+}  # fmt: skip
+
+
+def count(counter: Counter, *labels: str) -> None:
+    """One more of ``counter`` (a domain counter) with these label values, tallied."""
+    COUNTED[counter].inc(*labels)
 
 
 def publish_pending() -> None:
-    """Write what each surface counted in memory to its metrics."""
-    for count in IN_PROGRESS.values():
-        count.publish()
-    for tally in REQUESTS.values():
-        tally.publish()
+    """Write what this worker tallied in memory to its metrics."""
+    for live in IN_PROGRESS.values():
+        live.publish()
+    for requests in REQUESTS.values():
+        requests.publish()
+    DB_DURATIONS.publish()
+    for counted in COUNTED.values():
+        counted.publish()
 
 
 P = ParamSpec("P")
@@ -213,8 +258,10 @@ R = TypeVar("R")
 
 
 def timed_db(operation: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Time a service function's database work into ``minitwit_db_query_duration_seconds``."""
-    observe = DB_QUERY_DURATION.labels(operation=operation).observe
+    """Time a service function's database work into ``minitwit_db_query_duration_seconds``
+    (tallied: ``DurationTally``)."""
+    DB_QUERY_DURATION.labels(operation=operation)  # the series exists, at 0, from the start
+    observe = DB_DURATIONS.observe
 
     def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(function)
@@ -223,7 +270,7 @@ def timed_db(operation: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P
             try:
                 return await function(*args, **kwargs)
             finally:
-                observe(time.perf_counter() - start)
+                observe(time.perf_counter() - start, operation)
 
         return timed
 
