@@ -4,6 +4,8 @@ measured in one process, request by request.
     .venv/bin/python -m bench.inprocess                  # 5 rounds of 1,000 requests each
     .venv/bin/python -m bench.inprocess --rounds 9 --requests 2000
     .venv/bin/python -m bench.inprocess --control        # both off: the method's noise floor
+    .venv/bin/python -m bench.inprocess --compare metrics  # the metrics alone (access log in both)
+    .venv/bin/python -m bench.inprocess --compare all      # the middleware and every metric
 
 ``bench.overhead`` measures throughput with real servers and clients, which
 on a shared two-core machine moves by tens of percent between runs, more
@@ -22,6 +24,17 @@ What it leaves out is the same for both apps (uvicorn's HTTP parsing and
 socket work, about a third of a served request's CPU), so its percentages
 are an upper bound of what the served request pays. It prints numbers and
 never fails on them; the database is dropped at the end.
+
+``--compare metrics`` measures the Prometheus instrumentation alone (what the
+monitoring issue budgets): both apps have the request middleware and write
+the access line, and around each call of the "off" app every metric update
+is taken out (``MetricsStripped``): the request tally, the domain counters
+(``metrics.count``), the ``latest`` gauge and the ``timed_db`` wrappers of the
+service functions.
+The default comparison leaves those domain and database metrics (and the
+domain events' log lines) in both apps; ``--compare all`` takes the metrics
+out of the "off" app too: metrics and access logging on versus off, as the
+load issue words its budget.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ import argparse
 import asyncio
 import atexit
 import base64
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -48,14 +62,76 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
     atexit.register(shutil.rmtree, _METRICS_DIR, ignore_errors=True)
 
+from prometheus_client.metrics import MetricWrapperBase
+
 from app.config import Settings
 from app.factory import create_api_app
-from app.observability import logs
+from app.observability import logs, metrics
+from app.observability.middleware import RequestObserver
+from app.services import follows, latest, messages, users
 from bench.common import database_url, drop_database, fresh_database, machine_facts, table
 
+COMPARISONS = {
+    "observability": "the request middleware (HTTP metrics, access log) on vs off",
+    "metrics": "every metric update on vs taken out, the access log on in both",
+    "all": "the request middleware and every metric update on vs off",
+}
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 AUTHORIZATION = b"Basic " + base64.b64encode(b"simulator:super_safe!")
 USERS = 50
+
+
+class _NoMetric:
+    """Takes any metric update and does nothing: the side of ``--compare metrics``
+    that has no instrumentation."""
+
+    def labels(self, *_args: Any, **_kwargs: Any) -> _NoMetric:
+        return self
+
+    def inc(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    set = observe = add = inc
+
+
+# The code object every ``timed_db`` wrapper shares: how they are told from other wrappers.
+_TIMED_DB_CODE = metrics.timed_db("bench")(asyncio.sleep).__code__
+
+
+class MetricsStripped:
+    """Every metric update of the API app taken out while inside, put back on leaving.
+
+    The swaps are module and object attributes, set outside the measured CPU
+    time. What stays is what the access line needs as well (the clock, the
+    request id) and the in-progress count (an int attribute, counted up and
+    down). With ``instrumented=True`` the same swaps put back what was there:
+    the control run of this comparison.
+    """
+
+    def __init__(self, app: Any, instrumented: bool = False) -> None:
+        self._swaps: list[tuple[object, str, object, object]] = []
+        nothing = _NoMetric()
+        for name, value in vars(metrics).items():
+            if isinstance(value, MetricWrapperBase):
+                self._swaps.append((metrics, name, value, nothing))
+        self._swaps.append((metrics, "count", metrics.count, nothing.inc))
+        for module in (follows, latest, messages, users):
+            for name, value in vars(module).items():
+                if getattr(value, "__code__", None) is _TIMED_DB_CODE:
+                    self._swaps.append((module, name, value, value.__wrapped__))
+        observer = app.asgi_app
+        if isinstance(observer, RequestObserver):
+            self._swaps.append((observer, "requests", observer.requests, nothing))
+        if instrumented:
+            self._swaps = [(owner, name, kept, kept) for owner, name, kept, _ in self._swaps]
+
+    def __enter__(self) -> None:
+        for owner, name, _, stripped in self._swaps:
+            setattr(owner, name, stripped)
+
+    def __exit__(self, *_exc: object) -> None:
+        for owner, name, instrumented, _ in self._swaps:
+            setattr(owner, name, instrumented)
 
 
 def _scope(method: str, target: str, body: bytes) -> dict[str, Any]:
@@ -124,11 +200,20 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     settings = dataclasses.replace(Settings.from_env(), database_url=url)
     sink = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
     logs.configure(level="INFO", version="bench", environment="bench", stream=sink)
+    # The request middleware: on the "on" side; on the "off" side only when the metrics
+    # alone are compared. A control run gives the "on" side what the "off" side has.
+    middleware = {"off": args.compare == "metrics"}
+    middleware["on"] = middleware["off"] if args.control else True
     apps = {
-        mode: create_api_app(
-            dataclasses.replace(settings, observability=mode == "on" and not args.control)
-        )
+        mode: create_api_app(dataclasses.replace(settings, observability=middleware[mode]))
         for mode in ("on", "off")
+    }
+    # Around each call: what the app is compared without (nothing, by default).
+    around: dict[str, contextlib.AbstractContextManager[None]] = {
+        "on": contextlib.nullcontext(),
+        "off": MetricsStripped(apps["off"], instrumented=args.control)
+        if args.compare != "observability"
+        else contextlib.nullcontext(),
     }
     for app in apps.values():
         await app.startup()
@@ -148,10 +233,11 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
                 request = next(mix)
                 order = ("on", "off") if index % 2 else ("off", "on")
                 for mode in order:
-                    start = clock()
-                    status = await call(apps[mode], *request)
-                    await asyncio.sleep(0)  # the turn ends: this app's access line is written
-                    spent[mode] += clock() - start
+                    with around[mode]:
+                        start = clock()
+                        status = await call(apps[mode], *request)
+                        await asyncio.sleep(0)  # the turn ends: this app's access line is written
+                        spent[mode] += clock() - start
                     if status >= 400:
                         raise SystemExit(f"{request[0]} {request[1]} answered {status}")
             for mode in spent:
@@ -177,14 +263,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="per app and round (1000)")
     parser.add_argument(
+        "--compare",
+        choices=tuple(COMPARISONS),
+        default="observability",
+        help="; ".join(f"{name}: {meaning}" for name, meaning in COMPARISONS.items()),
+    )
+    parser.add_argument(
         "--control",
         action="store_true",
-        help="both apps off (an A/A run): the difference the method shows for nothing",
+        help="both apps alike (an A/A run): the difference the method shows for nothing",
     )
     args = parser.parse_args(argv)
     print(machine_facts())
+    print(f"comparing: {COMPARISONS[args.compare]}")
     if args.control:
-        print('control run: both apps have observability off ("on" below is the second of them)')
+        both = "the middleware" if args.compare == "metrics" else "observability off"
+        print(f'control run: both apps have {both} ("on" below is the second of them)')
     url = database_url("minitwit_bench_inprocess")
     asyncio.run(fresh_database(url))
     try:

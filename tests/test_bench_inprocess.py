@@ -1,4 +1,5 @@
-"""``bench.inprocess`` runs end to end on a real PostgreSQL and prints its table.
+"""``bench.inprocess`` runs end to end on a real PostgreSQL and prints its table, and
+its "off" side of the metrics comparison really has no metrics.
 
 Its numbers are not judged here: speed is the benchmark's to report, never a
 test's to assert. This keeps the command in docs/performance.md working.
@@ -15,9 +16,11 @@ import pytest
 from tests.conftest import ROOT
 
 
+@pytest.mark.parametrize("compare", ["observability", "metrics", "all"])
 @pytest.mark.parametrize("control", [False, True], ids=["on vs off", "control"])
-def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool) -> None:
+def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool, compare: str) -> None:
     command = [sys.executable, "-m", "bench.inprocess", "--rounds", "1", "--requests", "8"]
+    command += ["--compare", compare]
     result = subprocess.run(
         command + (["--control"] if control else []),
         cwd=ROOT,
@@ -29,4 +32,60 @@ def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| rounds x requests | CPU us/request on | off" in result.stdout
     assert "1 x 8 " in result.stdout
-    assert ("control run: both apps have observability off" in result.stdout) is control
+    # (Its description of the comparison, not imported: importing bench.inprocess here
+    # would point this session's metrics at its directory.)
+    compared = {"observability": "middleware", "metrics": "access log on in both", "all": "every"}
+    assert "comparing: " in result.stdout
+    assert compared[compare] in result.stdout
+    both = "the middleware" if compare == "metrics" else "observability off"
+    assert (f"control run: both apps have {both}" in result.stdout) is control
+
+
+# Run in a process of its own: importing bench.inprocess points prometheus-client at
+# a metrics directory of its own, which this test session must not inherit.
+_STRIPPED_CHECK = """
+from bench.inprocess import MetricsStripped  # first: it sets up the metrics as served
+
+import dataclasses
+from app.config import Settings
+from app.factory import create_api_app
+from app.observability import metrics
+from app.services import messages
+
+app = create_api_app(dataclasses.replace(Settings.from_env(), observability=True))
+timed = messages.post
+
+def update_everything():
+    app.asgi_app.requests.add("GET", "/latest", 200, 0.01)
+    metrics.count(metrics.MESSAGES_POSTED, "api")
+    metrics.SIMULATOR_LATEST.set(42)
+    metrics.HTTP_DURATION.labels("api", "GET", "/latest").observe(0.01)
+
+before = metrics.exposition()[0]
+with MetricsStripped(app):
+    update_everything()
+    assert messages.post is timed.__wrapped__
+    assert metrics.exposition()[0] == before, "a metric changed while stripped"
+assert messages.post is timed
+update_everything()
+after = metrics.exposition()[0]
+for line in (
+    'minitwit_messages_posted_total{source="api"} 1.0',
+    "minitwit_simulator_latest_id 42.0",
+    'minitwit_http_requests_total{app="api",method="GET",route="/latest",status="200"} 1.0',
+):
+    assert line.encode() not in before and line.encode() in after, line
+"""
+
+
+def test_metrics_stripped_takes_out_every_metric_update_and_puts_it_back() -> None:
+    """The "off" side of ``--compare metrics``: while inside, no metric of the app
+    changes (the exposition stays as it was); on leaving, the instrumented code is back."""
+    result = subprocess.run(
+        [sys.executable, "-c", _STRIPPED_CHECK],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
