@@ -83,7 +83,7 @@ USERS = 50
 
 class _NoMetric:
     """Takes any metric update and does nothing: the side of ``--compare metrics``
-    that has no instrumentation."""
+    (and ``all``) that has no instrumentation."""
 
     def labels(self, *_args: Any, **_kwargs: Any) -> _NoMetric:
         return self
