@@ -24,7 +24,7 @@ from app.config import Settings
 from app.errors import InvalidInput, UserNotFound, is_database_outage
 from app.observability import events, middleware
 from app.observability.metrics import exposition
-from app.request import Request
+from app.request import HTTPConnection, Request
 
 MAX_BODY_BYTES = 1024 * 1024
 PACKAGE_DIR = Path(__file__).parent
@@ -38,6 +38,7 @@ def _base_app(import_name: str, surface: str, settings: Settings) -> Quart:
         static_folder=str(PACKAGE_DIR / "static") if surface == "web" else None,
     )
     app.request_class = Request
+    app.asgi_http_class = HTTPConnection
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,

@@ -1,8 +1,13 @@
-"""``app.request.Request``: Quart's request, its ``blueprints`` computed without an import."""
+"""``app.request``: Quart's request and connection classes, with the same behaviour:
+blueprints named as Quart names them, and the body and response timeouts still bounding
+a client that stalls."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from quart import Blueprint, Quart, request
@@ -33,3 +38,58 @@ async def test_blueprints_name_the_blueprint_then_its_parents(create: Callable[[
     assert (await response.get_json())["blueprints"] == ["outer.inner", "outer"]
     assert seen == [["outer.inner", "outer"]]
     assert app.request_class is Request
+
+
+async def _call(app: Quart, scope: dict[str, Any], body_arrives: bool, reader_reads: bool) -> int:
+    """One request through the app's ASGI interface, the client stalling where told to;
+    its status. Bounded, so that a timeout that does not fire fails instead of hanging."""
+    status = 0
+    stalled = asyncio.Event()
+    body = [{"type": "http.request", "body": b"{}", "more_body": False}] if body_arrives else []
+
+    async def receive() -> dict[str, Any]:
+        if body:
+            return body.pop()
+        await stalled.wait()  # the body never comes (or, once it came, nothing more)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif not reader_reads:
+            await stalled.wait()  # a client that stopped reading
+
+    async with asyncio.timeout(10):
+        await app(scope, receive, send)
+    return status
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 5001),
+    }  # fmt: skip
+
+
+async def test_a_body_that_never_arrives_is_a_408_after_the_body_timeout() -> None:
+    app = create_api_app()
+    app.config["BODY_TIMEOUT"] = 0.2
+    credentials = base64.b64encode(b"simulator:super_safe!")
+    headers = [
+        (b"authorization", b"Basic " + credentials),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"60"),
+    ]
+    scope = _scope("POST", "/register", headers)
+    assert await _call(app, scope, body_arrives=False, reader_reads=True) == 408
+
+
+async def test_a_response_nobody_reads_is_given_up_after_the_response_timeout() -> None:
+    app = create_api_app()
+    app.config["RESPONSE_TIMEOUT"] = 0.2
+    # The request returns (within _call's bound) although its body was never taken.
+    scope = _scope("GET", "/no-such-page", [])
+    assert await _call(app, scope, body_arrives=True, reader_reads=False) == 404
