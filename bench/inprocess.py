@@ -6,6 +6,7 @@ measured in one process, request by request.
     .venv/bin/python -m bench.inprocess --control        # both off: the method's noise floor
     .venv/bin/python -m bench.inprocess --compare metrics  # the metrics alone (access log in both)
     .venv/bin/python -m bench.inprocess --compare all      # the middleware and every metric
+    .venv/bin/python -m bench.inprocess --compare quart    # app/request.py vs Quart's classes
 
 ``bench.overhead`` measures throughput with real servers and clients, which
 on a shared two-core machine moves by tens of percent between runs, more
@@ -34,7 +35,9 @@ service functions.
 The default comparison leaves those domain and database metrics (and the
 domain events' log lines) in both apps; ``--compare all`` takes the metrics
 out of the "off" app too: metrics and access logging on versus off, as the
-load issue words its budget.
+load issue words its budget. ``--compare quart`` is no observability
+comparison: both apps are instrumented, and the "off" one has Quart's own
+request and connection classes instead of ``app.request``'s.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     atexit.register(shutil.rmtree, _METRICS_DIR, ignore_errors=True)
 
 from prometheus_client.metrics import MetricWrapperBase
+from quart.asgi import ASGIHTTPConnection
+from quart.wrappers import Request as QuartRequest
 
 from app.config import Settings
 from app.factory import create_api_app
@@ -75,6 +80,7 @@ COMPARISONS = {
     "observability": "the request middleware (HTTP metrics, access log) on vs off",
     "metrics": "every metric update on vs taken out, the access log on in both",
     "all": "the request middleware and every metric update on vs off",
+    "quart": "the app's request and connection classes (app/request.py) vs Quart's own",
 }
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 AUTHORIZATION = b"Basic " + base64.b64encode(b"simulator:super_safe!")
@@ -202,12 +208,15 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     logs.configure(level="INFO", version="bench", environment="bench", stream=sink)
     # The request middleware: on the "on" side; on the "off" side only when the metrics
     # alone are compared. A control run gives the "on" side what the "off" side has.
-    middleware = {"off": args.compare == "metrics"}
+    middleware = {"off": args.compare in ("metrics", "quart")}
     middleware["on"] = middleware["off"] if args.control else True
     apps = {
         mode: create_api_app(dataclasses.replace(settings, observability=middleware[mode]))
         for mode in ("on", "off")
     }
+    if args.compare == "quart" and not args.control:
+        apps["off"].request_class = QuartRequest
+        apps["off"].asgi_http_class = ASGIHTTPConnection
     # Around each call: what the app is compared without (nothing, by default).
     around: dict[str, contextlib.AbstractContextManager[None]] = {
         "on": contextlib.nullcontext(),
@@ -258,7 +267,8 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.inprocess",
-        description="The server's own CPU per request, observability on vs off, in one process.",
+        description="The server's own CPU per request, observability on vs off (or --compare), "
+        "in one process.",
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000, help="per app and round (1000)")
@@ -277,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_facts())
     print(f"comparing: {COMPARISONS[args.compare]}")
     if args.control:
-        both = "the middleware" if args.compare == "metrics" else "observability off"
+        both = {"metrics": "the middleware", "quart": "the app's classes"}.get(
+            args.compare, "observability off"
+        )
         print(f'control run: both apps have {both} ("on" below is the second of them)')
     url = database_url("minitwit_bench_inprocess")
     asyncio.run(fresh_database(url))

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("compare", ["observability", "metrics", "all"])
+@pytest.mark.parametrize("compare", ["observability", "metrics", "all", "quart"])
 @pytest.mark.parametrize("control", [False, True], ids=["on vs off", "control"])
 def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool, compare: str) -> None:
     command = [sys.executable, "-m", "bench.inprocess", "--rounds", "1", "--requests", "8"]
@@ -34,10 +34,17 @@ def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool, comp
     assert "1 x 8 " in result.stdout
     # (Its description of the comparison, not imported: importing bench.inprocess here
     # would point this session's metrics at its directory.)
-    compared = {"observability": "middleware", "metrics": "access log on in both", "all": "every"}
+    compared = {
+        "observability": "middleware",
+        "metrics": "access log on in both",
+        "all": "every",
+        "quart": "Quart's own",
+    }
     assert "comparing: " in result.stdout
     assert compared[compare] in result.stdout
-    both = "the middleware" if compare == "metrics" else "observability off"
+    both = {"metrics": "the middleware", "quart": "the app's classes"}.get(
+        compare, "observability off"
+    )
     assert (f"control run: both apps have {both}" in result.stdout) is control
 
 
