@@ -90,6 +90,6 @@ async def test_a_body_that_never_arrives_is_a_408_after_the_body_timeout() -> No
 async def test_a_response_nobody_reads_is_given_up_after_the_response_timeout() -> None:
     app = create_api_app()
     app.config["RESPONSE_TIMEOUT"] = 0.2
-    # The request returns (within _call's bound) although its body was never taken.
+    # The call returns (within _call's bound) although the client never read the body.
     scope = _scope("GET", "/no-such-page", [])
     assert await _call(app, scope, body_arrives=True, reader_reads=False) == 404
