@@ -20,11 +20,11 @@ Together: 1.7 to 3.0% less of the server's own CPU per request
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import cast
 
 from hypercorn.typing import ASGISendCallable
 from quart.asgi import ASGIHTTPConnection, _handle_exception
+from quart.helpers import _split_blueprint_path  # cached; Quart imports it on each read
 from quart.wrappers import Request as QuartRequest
 from quart.wrappers import Response
 from werkzeug.exceptions import RequestTimeout
@@ -35,7 +35,7 @@ class Request(QuartRequest):
     def blueprints(self) -> list[str]:
         """The current blueprint's name, then its parents' (``"a.b"``: ``["a.b", "a"]``)."""
         blueprint = self.blueprint
-        return [] if blueprint is None else _blueprint_and_parents(blueprint)
+        return [] if blueprint is None else _split_blueprint_path(blueprint)
 
     async def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
@@ -51,14 +51,6 @@ class Request(QuartRequest):
         if not cache:
             self.body.clear()
         return data.decode() if as_text else data
-
-
-@functools.cache
-def _blueprint_and_parents(name: str) -> list[str]:
-    names = [name]
-    while "." in names[-1]:
-        names.append(names[-1].rpartition(".")[0])
-    return names
 
 
 class HTTPConnection(ASGIHTTPConnection):
