@@ -72,7 +72,7 @@ from quart.wrappers import Request as QuartRequest
 from app.config import Settings
 from app.factory import create_api_app
 from app.observability import logs, metrics
-from app.observability.middleware import RequestObserver
+from app.observability.middleware import RequestObserver, access_log
 from app.services import follows, latest, messages, users
 from bench.common import database_url, drop_database, fresh_database, machine_facts, table
 
@@ -80,6 +80,7 @@ COMPARISONS = {
     "observability": "the request middleware (HTTP metrics, access log) on vs off",
     "metrics": "every metric update on vs taken out, the access log on in both",
     "all": "the request middleware and every metric update on vs off",
+    "access": "the access line written vs not, the middleware and metrics on in both",
     "quart": "the app's request and connection classes (app/request.py) vs Quart's own",
 }
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -102,6 +103,21 @@ class _NoMetric:
 
 # The code object every ``timed_db`` wrapper shares: how they are told from other wrappers.
 _TIMED_DB_CODE = metrics.timed_db("bench")(asyncio.sleep).__code__
+
+
+class AccessLineOff:
+    """No access line while inside (the access logger disabled, outside the measured
+    time): the side of ``--compare access`` without it. The middleware still runs,
+    and ``--control`` keeps the line."""
+
+    def __init__(self, control: bool = False) -> None:
+        self.disabled = control is False
+
+    def __enter__(self) -> None:
+        access_log.disabled = self.disabled
+
+    def __exit__(self, *_exc: object) -> None:
+        access_log.disabled = False
 
 
 class MetricsStripped:
@@ -208,7 +224,7 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     logs.configure(level="INFO", version="bench", environment="bench", stream=sink)
     # The request middleware: on the "on" side; on the "off" side only when the metrics
     # alone are compared. A control run gives the "on" side what the "off" side has.
-    middleware = {"off": args.compare in ("metrics", "quart")}
+    middleware = {"off": args.compare in ("metrics", "quart", "access")}
     middleware["on"] = middleware["off"] if args.control else True
     apps = {
         mode: create_api_app(dataclasses.replace(settings, observability=middleware[mode]))
@@ -218,12 +234,12 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
         apps["off"].request_class = QuartRequest
         apps["off"].asgi_http_class = ASGIHTTPConnection
     # Around each call: what the app is compared without (nothing, by default).
-    around: dict[str, contextlib.AbstractContextManager[None]] = {
-        "on": contextlib.nullcontext(),
-        "off": MetricsStripped(apps["off"], instrumented=args.control)
-        if args.compare != "observability"
-        else contextlib.nullcontext(),
-    }
+    off: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if args.compare == "access":
+        off = AccessLineOff(control=args.control)
+    elif args.compare in ("metrics", "all"):
+        off = MetricsStripped(apps["off"], instrumented=args.control)
+    around = {"on": contextlib.nullcontext(), "off": off}
     for app in apps.values():
         await app.startup()
     try:
@@ -287,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_facts())
     print(f"comparing: {COMPARISONS[args.compare]}")
     if args.control:
-        both = {"metrics": "the middleware", "quart": "the app's classes"}.get(
-            args.compare, "observability off"
-        )
+        both = {
+            "metrics": "the middleware",
+            "quart": "the app's classes",
+            "access": "the access line",
+        }.get(args.compare, "observability off")
         print(f'control run: both apps have {both} ("on" below is the second of them)')
     url = database_url("minitwit_bench_inprocess")
     asyncio.run(fresh_database(url))

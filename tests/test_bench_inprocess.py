@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("compare", ["observability", "metrics", "all", "quart"])
+@pytest.mark.parametrize("compare", ["observability", "metrics", "all", "quart", "access"])
 @pytest.mark.parametrize("control", [False, True], ids=["on vs off", "control"])
 def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool, compare: str) -> None:
     command = [sys.executable, "-m", "bench.inprocess", "--rounds", "1", "--requests", "8"]
@@ -39,12 +39,15 @@ def test_bench_inprocess_runs_and_reports(pg_admin_url: str, control: bool, comp
         "metrics": "access log on in both",
         "all": "every",
         "quart": "Quart's own",
+        "access": "access line written vs not",
     }
     assert "comparing: " in result.stdout
     assert compared[compare] in result.stdout
-    both = {"metrics": "the middleware", "quart": "the app's classes"}.get(
-        compare, "observability off"
-    )
+    both = {
+        "metrics": "the middleware",
+        "quart": "the app's classes",
+        "access": "the access line",
+    }.get(compare, "observability off")
     assert (f"control run: both apps have {both}" in result.stdout) is control
 
 
@@ -90,6 +93,40 @@ def test_metrics_stripped_takes_out_every_metric_update_and_puts_it_back() -> No
     changes (the exposition stays as it was); on leaving, the instrumented code is back."""
     result = subprocess.run(
         [sys.executable, "-c", _STRIPPED_CHECK],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+_ACCESS_LINE_CHECK = """
+from bench.inprocess import AccessLineOff, call  # first: it sets up the metrics as served
+
+import asyncio, dataclasses, io
+from app.config import Settings
+from app.factory import create_api_app
+from app.observability import logs
+
+async def access_lines(around):
+    stream = io.StringIO()
+    logs.configure(level="INFO", version="t", environment="t", stream=stream)
+    app = create_api_app(dataclasses.replace(Settings.from_env(), observability=True))
+    with around:
+        assert await call(app, "GET", "/no-such-path") == 404
+        await asyncio.sleep(0)  # the end of the turn: pending lines are written
+    return [line for line in stream.getvalue().splitlines() if "minitwit.access" in line]
+
+assert asyncio.run(access_lines(AccessLineOff())) == []
+assert len(asyncio.run(access_lines(AccessLineOff(control=True)))) == 1
+"""
+
+
+def test_access_line_off_writes_no_access_line_and_its_control_does() -> None:
+    """The "off" side of ``--compare access`` serves the request without its line."""
+    result = subprocess.run(
+        [sys.executable, "-c", _ACCESS_LINE_CHECK],
         cwd=ROOT,
         capture_output=True,
         text=True,
