@@ -50,7 +50,15 @@ class Cursor:
             pub_date, message_id = (int(part) for part in raw.split(".", 1))
         except ValueError:
             raise InvalidInput("Invalid page position") from None
+        if not (
+            _BIGINT_MIN <= pub_date <= _BIGINT_MAX and _BIGINT_MIN <= message_id <= _BIGINT_MAX
+        ):
+            raise InvalidInput("Invalid page position")  # no column could hold it: not ours
         return cls(pub_date, message_id)
+
+
+# The range of ``pub_date`` and ``id`` (bigint on both databases).
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 # One round trip on PostgreSQL: the author by name, the message, and ``latest``.
@@ -89,7 +97,8 @@ async def post(
 
 
 async def _fetch_page(query: QuerySet[Message], limit: int, before: Cursor | None) -> list[Post]:
-    """The newest ``limit`` unflagged messages of ``query`` older than ``before``.
+    """The newest ``limit`` unflagged messages of ``query`` older than ``before``, through
+    the ORM (SQLite).
 
     ``limit`` 0 is answered here, without a query: Tortoise drops ``LIMIT 0``
     and would return every row.
