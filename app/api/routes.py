@@ -226,7 +226,7 @@ async def register() -> Response:
 async def public_messages() -> Response:
     """Everyone's unflagged messages, newest first."""
     limit = _parse_no()
-    posts = await messages.public(limit)
+    posts = await messages.public(limit, pending=pending_latest())
     return jsonify([_message_json(post) for post in posts])
 
 
@@ -242,8 +242,7 @@ async def public_messages() -> Response:
 async def user_messages(username: str) -> Response:
     """One user's unflagged messages, newest first."""
     limit = _parse_no()
-    author_id = await users.get_id(username)
-    posts = await messages.by_author(author_id, limit)
+    posts = await messages.by_author_name(username, limit, pending=pending_latest())
     return jsonify([_message_json(post) for post in posts])
 
 
@@ -279,8 +278,7 @@ async def post_message(username: str) -> Response:
 async def get_follows(username: str) -> Response:
     """Whom ``username`` follows."""
     limit = _parse_no()
-    user_id = await users.get_id(username)
-    names = await follows.followed_usernames(user_id, limit)
+    names = await follows.followed_usernames(username, limit, pending=pending_latest())
     return jsonify({"follows": names})
 
 

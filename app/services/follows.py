@@ -84,15 +84,42 @@ async def followed_ids(who_id: int) -> list[int]:
     return [int(whom_id) for whom_id in rows]  # type: ignore[call-overload]
 
 
+# Whom a user (by name) follows, and ``latest``, in one round trip on PostgreSQL.
+# No row: no such user; one row with a NULL name: a user who follows no one.
+_FOLLOWED_SQL = f"""
+WITH who AS (SELECT id FROM "user" WHERE username = $2),
+{latest.RECORD_SQL.format(value="$3")}
+SELECT followed.username
+FROM who LEFT JOIN LATERAL (
+    SELECT f.id, u.username FROM "follower" AS f JOIN "user" AS u ON u.id = f.whom_id
+    WHERE f.who_id = who.id
+    ORDER BY f.id
+    LIMIT $1
+) AS followed ON true
+ORDER BY followed.id
+"""
+
+
 @timed_db("followed_usernames")
-async def followed_usernames(who_id: int, limit: int) -> list[str]:
-    """Whom ``who_id`` follows, in the order the follows were made."""
+async def followed_usernames(
+    username: str, limit: int, *, pending: latest.Pending | None = None
+) -> list[str]:
+    """Whom the user named ``username`` follows, in the order the follows were made
+    (``UserNotFound`` if there is no such user); ``pending`` recorded in passing."""
+    users.check_lookup(username)
+    db = Follower._meta.db
+    if db.capabilities.dialect == "postgres":
+        rows = await latest.fetch_recording(db, _FOLLOWED_SQL, [limit, username], pending)
+        if not rows:
+            raise UserNotFound(username)
+        return [str(row["username"]) for row in rows if row["username"] is not None]
+    who_id = await users.get_id(username)
     if limit <= 0:  # Tortoise drops LIMIT 0 and would return every row
         return []
-    rows = (
+    names = (
         await Follower.filter(who_id=who_id)
         .order_by("id")
         .limit(limit)
         .values_list("whom__username", flat=True)
     )
-    return [str(name) for name in rows]
+    return [str(name) for name in names]

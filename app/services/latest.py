@@ -36,25 +36,37 @@ class Pending:
     recorded: bool = False
 
 
-async def run_recording(
+async def fetch_recording(
     db: BaseDBAsyncClient, sql: str, values: list[Any], pending: Pending | None
-) -> Any:
-    """Run ``sql``, whose ``RECORD_SQL`` CTE takes one parameter after ``values``; its row.
+) -> list[dict[str, Any]]:
+    """Run ``sql``, whose ``RECORD_SQL`` CTE takes one parameter after ``values``; its rows.
 
     The CTE records ``pending`` (or nothing: NULL) in the same round trip,
     whatever else the statement finds, so ``pending`` is marked recorded.
     """
     value = None if pending is None or pending.recorded else pending.value
-    _, rows = await db.execute_query(sql, [*values, value])
+    rows: list[dict[str, Any]] = await db.execute_query_dict(sql, [*values, value])
     if pending is not None:
         pending.recorded = True
-    return rows[0]
+    return rows
+
+
+async def run_recording(
+    db: BaseDBAsyncClient, sql: str, values: list[Any], pending: Pending | None
+) -> dict[str, Any]:
+    """``fetch_recording`` of a statement that returns one row: that row."""
+    return (await fetch_recording(db, sql, values, pending))[0]
+
+
+# No parameter, so the same text on SQLite and PostgreSQL; no ORM query to build
+# on the simulator's most frequent read.
+_GET_SQL = f'SELECT value FROM "latest" WHERE id = {LATEST_ID}'
 
 
 @timed_db("latest_get")
 async def get() -> int:
-    value = await Latest.filter(id=LATEST_ID).first().values_list("value", flat=True)
-    return -1 if value is None else int(value)  # type: ignore[call-overload]
+    rows = await Latest._meta.db.execute_query_dict(_GET_SQL)
+    return -1 if not rows else int(rows[0]["value"])
 
 
 async def settle(pending: Pending | None) -> None:
