@@ -13,8 +13,9 @@ Measured in one process, two API apps alternating on the simulator's mix
   property runs a relative import on each read: 2.5 us per read through
   ``quart.request``, 1.1 us here (0.4 to 0.8% of a request's CPU).
 
-Together: 1.7 to 3.0% less of the server's own CPU per request
-(``bench.inprocess --compare quart``, docs/performance.md).
+Together: about 3% less of the server's own CPU per request (2.8 and 3.0% in
+a scratch harness; 4.4 to 4.6% of the cheaper request after the reads became
+one statement each: ``bench.inprocess --compare quart``, docs/performance.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ measured in one process, request by request.
     .venv/bin/python -m bench.inprocess --compare metrics  # the metrics alone (access log in both)
     .venv/bin/python -m bench.inprocess --compare all      # the middleware and every metric
     .venv/bin/python -m bench.inprocess --compare quart    # app/request.py vs Quart's classes
+    .venv/bin/python -m bench.inprocess --compare access   # the access line alone
 
 ``bench.overhead`` measures throughput with real servers and clients, which
 on a shared two-core machine moves by tens of percent between runs, more
@@ -37,7 +38,9 @@ domain events' log lines) in both apps; ``--compare all`` takes the metrics
 out of the "off" app too: metrics and access logging on versus off, as the
 load issue words its budget. ``--compare quart`` is no observability
 comparison: both apps are instrumented, and the "off" one has Quart's own
-request and connection classes instead of ``app.request``'s.
+request and connection classes instead of ``app.request``'s. ``--compare
+access`` leaves both apps instrumented and disables the "off" app's access
+logger around each of its calls (``AccessLineOff``): the access line alone.
 """
 
 from __future__ import annotations
