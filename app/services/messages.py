@@ -121,31 +121,31 @@ async def _fetch_page(query: QuerySet[Message], limit: int, before: Cursor | Non
     return [Post(**row) for row in rows]
 
 
-# The public and one author's timelines on PostgreSQL, as the statements they
-# always were, written out: building them through the ORM cost more CPU than
-# running them (about 460 against 150 us for a public page). ``$1`` is the page
-# size; the author, the cursor and ``latest`` (``RECORD_SQL``) follow as needed.
-# ``flagged = false`` is a literal, so the partial author index applies.
-_PAGE = """
-{with_}SELECT m.id, m.text, m.pub_date, u.username, u.email
+# The public and one author's timelines on PostgreSQL, written out: building
+# them through the ORM cost more CPU than running them (about 460 against 150 us
+# for a public page). ``$1`` is the page size; the cursor and ``latest``
+# (``RECORD_SQL``) follow as needed.
+_PUBLIC_PAGE = """
+{record}SELECT m.id, m.text, m.pub_date, u.username, u.email
 FROM "message" AS m JOIN "user" AS u ON u.id = m.author_id
-WHERE m.flagged = false{author}{before}
+WHERE m.flagged = false{before}
 ORDER BY m.pub_date DESC, m.id DESC
 LIMIT $1
 """
-# One author's page by their name, and ``latest``, in one round trip (the API). No
-# row: no such user; one row of NULL message columns: a user with no messages.
-# The author's id is known only when the statement runs, so PostgreSQL plans for
-# an average author; taking the page's (pub_date, id) from the partial index alone
-# (as the home timeline does) keeps a prolific author's page to ``$1`` entries.
-_NAMED_AUTHOR_PAGE = f"""
-WITH author AS (SELECT id, username, email FROM "user" WHERE username = $2),
-{latest.RECORD_SQL.format(value="$3")}
+# An author (``$2``: their id or name) and their page. No row: no such author; one
+# row of NULL message columns: an author with no messages. The page's (pub_date,
+# id) come from the partial author index alone, then its rows by key (as the home
+# timeline does): PostgreSQL plans the inner scan for an average author (the id
+# comes from the outer row), and a prolific author's page still reads ``$1``
+# index entries, not everything they wrote. ``flagged = false`` is a literal, so
+# the partial index applies in any plan, generic ones included.
+_AUTHOR_PAGE = """
+WITH author AS (SELECT id, username, email FROM "user" WHERE {key} = $2){record}
 SELECT m.id, m.text, m.pub_date, a.username, a.email
 FROM author AS a
 LEFT JOIN LATERAL (
     SELECT id, pub_date FROM "message"
-    WHERE author_id = a.id AND flagged = false
+    WHERE author_id = a.id AND flagged = false{before}
     ORDER BY pub_date DESC, id DESC
     LIMIT $1
 ) AS newest ON true
@@ -155,35 +155,46 @@ ORDER BY newest.pub_date DESC, newest.id DESC
 
 
 @functools.cache
-def _page_sql(author: bool, cursor: bool, record: bool) -> str:
-    """A page of ``_PAGE``: of the author ``$2`` or everyone, after the cursor (the next
-    two parameters) or from the newest, recording the last parameter as ``latest`` or not."""
-    after = 2 + author
-    return _PAGE.format(
-        with_=f"WITH {latest.RECORD_SQL.format(value=f'${after + 2 * cursor}')}\n"
-        if record
-        else "",
-        author=" AND m.author_id = $2" if author else "",
-        before=f" AND (m.pub_date, m.id) < (${after}, ${after + 1})" if cursor else "",
+def _page_sql(author_key: str | None, cursor: bool, record: bool) -> str:
+    """The page statement: everyone's, or of the author whose ``author_key`` column is
+    ``$2``; after the cursor (the next two parameters) or from the newest; recording
+    the last parameter as ``latest`` or not."""
+    first = 2 if author_key is None else 3  # the cursor's first parameter
+    latest_cte = latest.RECORD_SQL.format(value=f"${first + 2 * cursor}")
+    if author_key is None:
+        return _PUBLIC_PAGE.format(
+            record=f"WITH {latest_cte}\n" if record else "",
+            before=f" AND (m.pub_date, m.id) < (${first}, ${first + 1})" if cursor else "",
+        )
+    return _AUTHOR_PAGE.format(
+        key=author_key,
+        record=f",\n{latest_cte}" if record else "",
+        before=f" AND (pub_date, id) < (${first}, ${first + 1})" if cursor else "",
     )
 
 
 async def _page(
-    limit: int, author_id: int | None, before: Cursor | None, pending: latest.Pending | None
+    limit: int,
+    before: Cursor | None,
+    pending: latest.Pending | None,
+    author: tuple[str, int | str] | None = None,
 ) -> list[Post]:
-    """A page on PostgreSQL, in one statement."""
+    """A page on PostgreSQL in one statement: everyone's, or ``author``'s (a column of
+    ``user`` and its value), whose absence is ``UserNotFound``."""
     values: list[Any] = [limit]
-    if author_id is not None:
-        values.append(author_id)
+    if author is not None:
+        values.append(author[1])
     if before is not None:
         values += [before.pub_date, before.id]
-    sql = _page_sql(author_id is not None, before is not None, pending is not None)
+    sql = _page_sql(None if author is None else author[0], before is not None, pending is not None)
     db = Message._meta.db
     if pending is None:
         rows = await db.execute_query_dict(sql, values)
     else:
         rows = await latest.fetch_recording(db, sql, values, pending)
-    return [Post(**row) for row in rows]
+    if author is not None and not rows:
+        raise UserNotFound(str(author[1]))
+    return [Post(**row) for row in rows if row["id"] is not None]
 
 
 def _is_postgres() -> bool:
@@ -197,14 +208,14 @@ async def public(
     """Everyone's newest unflagged messages; on PostgreSQL ``pending`` is recorded in passing."""
     if not _is_postgres():
         return await _fetch_page(Message.all(), limit, before)
-    return await _page(limit, None, before, pending)
+    return await _page(limit, before, pending)
 
 
 @timed_db("user_timeline")
 async def by_author(author_id: int, limit: int, before: Cursor | None = None) -> list[Post]:
     if not _is_postgres():
         return await _fetch_page(Message.filter(author_id=author_id), limit, before)
-    return await _page(limit, author_id, before, None)
+    return await _page(limit, before, None, author=("id", author_id))
 
 
 @timed_db("user_timeline")
@@ -215,15 +226,9 @@ async def by_author_name(
     on PostgreSQL one round trip, which also records ``pending``."""
     users.check_lookup(username)
     if not _is_postgres():
-        return await _fetch_page(
-            Message.filter(author_id=await users.get_id(username)), limit, None
-        )
-    rows = await latest.fetch_recording(
-        Message._meta.db, _NAMED_AUTHOR_PAGE, [limit, username], pending
-    )
-    if not rows:
-        raise UserNotFound(username)
-    return [Post(**row) for row in rows if row["id"] is not None]
+        author_id = await users.get_id(username)
+        return await _fetch_page(Message.filter(author_id=author_id), limit, None)
+    return await _page(limit, None, pending, author=("username", username))
 
 
 @timed_db("home_timeline")
