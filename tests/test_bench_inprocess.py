@@ -88,17 +88,18 @@ for line in (
 """
 
 
+def _run_alone(script: str) -> None:
+    """Run ``script`` in a Python process of its own (see above); it must exit 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_metrics_stripped_takes_out_every_metric_update_and_puts_it_back() -> None:
     """The "off" side of ``--compare metrics``: while inside, no metric of the app
     changes (the exposition stays as it was); on leaving, the instrumented code is back."""
-    result = subprocess.run(
-        [sys.executable, "-c", _STRIPPED_CHECK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _run_alone(_STRIPPED_CHECK)
 
 
 _ACCESS_LINE_CHECK = """
@@ -125,11 +126,4 @@ assert len(asyncio.run(access_lines(AccessLineOff(control=True)))) == 1
 
 def test_access_line_off_writes_no_access_line_and_its_control_does() -> None:
     """The "off" side of ``--compare access`` serves the request without its line."""
-    result = subprocess.run(
-        [sys.executable, "-c", _ACCESS_LINE_CHECK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _run_alone(_ACCESS_LINE_CHECK)
