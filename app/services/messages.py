@@ -62,6 +62,11 @@ class Cursor:
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
+def _is_postgres() -> bool:
+    """PostgreSQL gets written-out statements; SQLite, the embedded default, the ORM's."""
+    return bool(Message._meta.db.capabilities.dialect == "postgres")
+
+
 # One round trip on PostgreSQL: the author by name, the message, and ``latest``.
 _POST_SQL = f"""
 WITH author AS (SELECT id FROM "user" WHERE username = $1),
@@ -86,13 +91,12 @@ async def post(
         raise
     users.check_lookup(author)
     pub_date = int(time.time() if now is None else now)
-    db = Message._meta.db
-    if db.capabilities.dialect != "postgres":
+    if not _is_postgres():
         author_id = await users.get_id(author)
         await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
         await latest.settle(pending)
         return
-    row = await latest.run_recording(db, _POST_SQL, [author, text, pub_date], pending)
+    row = await latest.run_recording(Message._meta.db, _POST_SQL, [author, text, pub_date], pending)
     if not row["found"]:
         raise UserNotFound(author)
 
@@ -197,10 +201,6 @@ async def _page(
     return [Post(**row) for row in rows if row["id"] is not None]
 
 
-def _is_postgres() -> bool:
-    return bool(Message._meta.db.capabilities.dialect == "postgres")
-
-
 @timed_db("public_timeline")
 async def public(
     limit: int, before: Cursor | None = None, *, pending: latest.Pending | None = None
@@ -234,7 +234,7 @@ async def by_author_name(
 @timed_db("home_timeline")
 async def home(user_id: int, limit: int, before: Cursor | None = None) -> list[Post]:
     """The user's own messages and those of everyone they follow."""
-    if Message._meta.db.capabilities.dialect == "postgres":
+    if _is_postgres():
         return await home_newest_per_author(user_id, limit, before)
     return await home_any_author(user_id, limit, before)
 
