@@ -1,4 +1,4 @@
-"""Tortoise's asyncpg engine, with a bounded wait for a pooled connection.
+"""Tortoise's asyncpg engine, with a bounded and fair wait for a pooled connection.
 
 Tortoise acquires pooled connections without a timeout. ``command_timeout``
 bounds each statement, but a request that finds every pooled connection busy
@@ -15,7 +15,7 @@ through an ``asyncio.Queue``, which lets a newcomer take a connection that was
 just returned for a woken waiter; the waiter goes back to the end of the
 line. Under saturation (32 keep-alive clients reading, a pool of 10) a few
 requests in each thousand were overtaken again and again until their 0.25 s
-ran out: 503s (11 to 24 in five seconds) and a p99 of 150 to 230 ms from a
+ran out: 503s (11 to 30 in five seconds) and a p99 of 157 to 278 ms from a
 database that answered in a millisecond. A fair ``asyncio.Semaphore`` of the
 pool's size now admits waiters first come, first served, so a connection is
 free for whoever gets past it.
