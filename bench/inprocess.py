@@ -225,8 +225,8 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     settings = dataclasses.replace(Settings.from_env(), database_url=url)
     sink = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
     logs.configure(level="INFO", version="bench", environment="bench", stream=sink)
-    # The request middleware: on the "on" side; on the "off" side only when the metrics
-    # alone are compared. A control run gives the "on" side what the "off" side has.
+    # The request middleware: on the "on" side; on the "off" side too unless the middleware
+    # is what is compared. A control run gives the "on" side what the "off" side has.
     middleware = {"off": args.compare in ("metrics", "quart", "access")}
     middleware["on"] = middleware["off"] if args.control else True
     apps = {
