@@ -49,10 +49,12 @@ class BoundedAcquirePool(asyncpg.Pool):
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
     async def _acquire(self, timeout: float | None) -> PoolConnectionProxy:
+        # One timer bounds the whole wait, the turn and then the connection (asyncpg's
+        # own bound would start a second one on every statement).
         async with asyncio.timeout(timeout):
             await self._turns.acquire()
             try:
-                proxy: PoolConnectionProxy = await super()._acquire(timeout)
+                proxy: PoolConnectionProxy = await super()._acquire(None)
             except BaseException:
                 self._turns.release()
                 raise
@@ -66,6 +68,8 @@ class BoundedAcquirePool(asyncpg.Pool):
             and connection._holder._pool is self
             and connection._con is not None
         )
+        if timeout is None:  # asyncpg would take the acquire's, which it no longer sees
+            timeout = self.acquire_timeout
         try:
             await super().release(connection, timeout=timeout)
         finally:
