@@ -24,7 +24,7 @@ from app.config import Settings
 from app.errors import InvalidInput, UserNotFound, is_database_outage
 from app.observability import events, middleware
 from app.observability.metrics import exposition
-from app.request import HTTPConnection, Request
+from app.request import APIHTTPConnection, HTTPConnection, Request
 
 MAX_BODY_BYTES = 1024 * 1024
 PACKAGE_DIR = Path(__file__).parent
@@ -100,6 +100,7 @@ class _NoSessions(SecureCookieSessionInterface):
 def create_api_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = _base_app("app.api", "api", settings)
+    app.asgi_http_class = APIHTTPConnection
     app.session_interface = _NoSessions()
     QuartSchema(
         app,

@@ -465,11 +465,12 @@ async def test_unexpected_statuses_are_recorded_with_their_kind(live: LiveServer
 async def test_an_abandoned_registration_still_completes(live: LiveServer) -> None:
     """A client that times out must not leave ``latest`` saying done while the user is missing.
 
-    Quart cancels a handler when its client disconnects; the API finishes the
-    action anyway. Each registration here is abandoned after 1 ms of waiting
-    for the answer. One dropped before the API started on it leaves no trace
-    (``latest`` does not reach its id), which is consistent too; every one
-    whose id ``latest`` reached must have created its user.
+    Quart cancels a handler when its client disconnects; the API's connection
+    class never does, once the body has arrived. Each registration here is
+    abandoned after 1 ms of waiting for the answer. One dropped before the API
+    started on it leaves no trace (``latest`` does not reach its id), which is
+    consistent too; every one whose id ``latest`` reached must have created its
+    user.
     """
     names = [f"impatient {i}" for i in range(1, 6)]
     reached: list[str] = []

@@ -93,3 +93,77 @@ async def test_a_response_nobody_reads_is_given_up_after_the_response_timeout() 
     # The call returns (within _call's bound) although the client never read the body.
     scope = _scope("GET", "/no-such-page", [])
     assert await _call(app, scope, body_arrives=True, reader_reads=False) == 404
+
+
+class _Client:
+    """The ASGI side of one request: the body in ``parts``, then whatever ``after_body``
+    says (``"leave"``: disconnect at once; ``"wait"``: stay); what was sent back."""
+
+    def __init__(self, parts: list[bytes], after_body: str) -> None:
+        self.messages = [
+            {"type": "http.request", "body": part, "more_body": index < len(parts) - 1}
+            for index, part in enumerate(parts)
+        ]
+        self.after_body = after_body
+        self.status: int | None = None
+        self.stay = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        if self.messages:
+            return self.messages.pop(0)
+        if self.after_body != "leave":
+            await self.stay.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+
+def _with_slow_echo(app: Quart, finished: list[bytes]) -> Quart:
+    @app.post("/slow-echo")
+    async def slow_echo() -> tuple[str, int]:
+        body = await request.get_data()
+        await asyncio.sleep(0.05)  # the client leaves meanwhile
+        finished.append(body)
+        return "", 204
+
+    return app
+
+
+async def _serve(app: Quart, client: _Client) -> None:
+    headers = [(b"content-type", b"application/octet-stream")]
+    async with asyncio.timeout(10):
+        await app(_scope("POST", "/slow-echo", headers), client.receive, client.send)
+
+
+async def test_an_api_request_whose_client_left_after_its_body_runs_to_the_end() -> None:
+    """The simulator's timeout must not cut an action short: the handler finishes and
+    answers (the server drops the answer); on the web, Quart cancels it as before."""
+    finished: list[bytes] = []
+    api, web = (_with_slow_echo(create(), finished) for create in (create_api_app, create_web_app))
+    client = _Client([b"whole"], after_body="leave")
+    await _serve(api, client)
+    assert (finished, client.status) == ([b"whole"], 204)
+
+    finished.clear()
+    client = _Client([b"whole"], after_body="leave")
+    await _serve(web, client)
+    assert (finished, client.status) == ([], None)
+
+
+async def test_an_api_body_in_parts_is_received_whole_before_the_handler_runs() -> None:
+    finished: list[bytes] = []
+    api = _with_slow_echo(create_api_app(), finished)
+    client = _Client([b"one ", b"two ", b"three"], after_body="wait")
+    await _serve(api, client)
+    assert (finished, client.status) == ([b"one two three"], 204)
+
+
+async def test_an_api_client_that_leaves_mid_body_ends_the_request_before_it_starts() -> None:
+    finished: list[bytes] = []
+    api = _with_slow_echo(create_api_app(), finished)
+    client = _Client([b"one ", b"two "], after_body="leave")
+    client.messages[-1]["more_body"] = True  # the rest never comes: the client is gone
+    await _serve(api, client)
+    assert (finished, client.status) == ([], None)

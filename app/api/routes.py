@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec
 
@@ -17,7 +15,6 @@ from quart_schema import (
     document_response,
     security_scheme,
 )
-from werkzeug.exceptions import HTTPException
 
 from app.api import schemas
 from app.api.auth import FORBIDDEN_MESSAGE, is_simulator
@@ -71,9 +68,7 @@ def _parse_no() -> int:
 
 async def _json_object() -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    body: str | bytes | None = g.get("whole_body")
-    if body is None:  # not read whole before the action (or that failed): read, or fail, now
-        body = await request.get_data(as_text=False)
+    body = await request.get_data(as_text=False)  # received whole before the handler ran
     try:
         data = json.loads(body)
     except ValueError:
@@ -96,45 +91,6 @@ def _string_field(data: dict[str, Any], name: str, *, required: bool = True) -> 
     return value
 
 
-# Every action in flight. asyncio keeps only weak references to tasks; these strong
-# ones keep an action whose client left from vanishing half way.
-_running: set[asyncio.Task[Response]] = set()
-
-
-def _settle(task: asyncio.Task[Response]) -> None:
-    _running.discard(task)
-    if not task.cancelled():
-        task.exception()  # mark it retrieved: a 400/404 nobody waits for is not an error
-
-
-async def _finish_even_if_abandoned(work: Coroutine[Any, Any, Response]) -> Response:
-    """Run an action in its own task, which a client disconnect does not cancel.
-
-    When a client gives up (the simulator's 0.3 s timeout) Quart cancels the
-    handler. Cancelled half way, a registration was dropped while ``latest``
-    still recorded it, and every later action of that user got a 404: one slow
-    request became dozens of errors. An action whose request arrived whole and
-    passed authorization now always completes, like one whose answer was lost.
-    """
-    task = asyncio.ensure_future(work)
-    _running.add(task)
-    task.add_done_callback(_settle)
-    return await asyncio.shield(task)
-
-
-async def _wait_for_whole_body() -> None:
-    """Receive the body before the action starts (and can no longer be cancelled).
-
-    A client that leaves mid-body cancels the request here, before anything
-    happened or was recorded. A body too large or too slow is not answered
-    here: the handler reads it again, meets the same error, and the action
-    still counts for ``latest``, as before. A body read whole is kept for the
-    handler: each ``get_data`` runs a ``wait_for``, a task of its own.
-    """
-    with contextlib.suppress(HTTPException):
-        g.whole_body = await request.get_data()
-
-
 def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Handler[P]]:
     """Check the simulator's credentials, then record ``?latest=`` whatever the outcome.
 
@@ -143,7 +99,8 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
     to the service, whose statement records it where it can (one round trip
     on PostgreSQL); whatever was not recorded is recorded in ``finally``. Once
     its request has arrived, the action runs to the end even if the client
-    stops waiting (``_finish_even_if_abandoned``).
+    stops waiting: the API's connection class (``app.request.APIHTTPConnection``)
+    receives the whole body first and never cancels a handler.
     """
 
     def decorate(handler: Handler[P]) -> Handler[P]:
@@ -159,17 +116,12 @@ def scenario_action(*, requires_auth: bool = True) -> Callable[[Handler[P]], Han
             action_id = _parse_latest(request.args.get("latest"))
             pending = None if action_id is None else latest.Pending(action_id)
             g.pending_latest = pending
-            await _wait_for_whole_body()
-
-            async def run() -> Response:
-                try:
-                    return await handler(*args, **kwargs)
-                finally:
-                    if pending is not None:
-                        await latest.settle(pending)
-                        events.latest_recorded(pending.value)
-
-            return await _finish_even_if_abandoned(run())
+            try:
+                return await handler(*args, **kwargs)
+            finally:
+                if pending is not None:
+                    await latest.settle(pending)
+                    events.latest_recorded(pending.value)
 
         return wrapper
 
