@@ -10,9 +10,11 @@ outage becomes 503, and nothing else leaks a stack trace to the client.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from quart import Quart, Response, render_template
 from quart.sessions import SecureCookieSessionInterface
+from quart.typing import ResponseTypes
 from quart.wrappers import BaseRequestWebsocket
 from quart_schema import Info, QuartSchema
 from werkzeug.exceptions import HTTPException
@@ -89,6 +91,28 @@ def _json_as_written(app: Quart) -> None:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
 
+def _responses_as_they_are(app: Quart) -> None:
+    """Hand a ``Response`` straight to Quart, past quart-schema's conversion.
+
+    quart-schema wraps ``make_response`` to turn a returned model (a dataclass,
+    a pydantic model) into JSON; for a ``Response`` it changes nothing, after
+    two rounds of type checks and six config reads on every request, and every
+    API handler and error handler returns a ``Response``. Anything else is
+    still converted.
+    """
+    converting = app.make_response
+    plain = getattr(converting, "__wrapped__", None)  # quart-schema's functools.wraps
+    if plain is None:
+        return
+
+    async def make_response(result: Any) -> ResponseTypes:
+        if isinstance(result, Response):
+            return await plain(result)
+        return await converting(result)
+
+    app.make_response = make_response  # type: ignore[method-assign]
+
+
 class _NoSessions(SecureCookieSessionInterface):
     """The API authenticates each request (Basic) and keeps no session: reading and
     verifying a session cookie on every simulator request was work for nothing."""
@@ -120,6 +144,7 @@ def create_api_app(settings: Settings | None = None) -> Quart:
     )
 
     _json_as_written(app)  # again: QuartSchema installed its own JSON provider
+    _responses_as_they_are(app)
     from app.api.routes import bp, error_response
 
     app.register_blueprint(bp)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from quart import Blueprint, Quart, request
+from quart import Blueprint, Quart, Response, request
 
 from app.factory import create_api_app, create_web_app
 from app.request import Request
@@ -167,3 +168,30 @@ async def test_an_api_client_that_leaves_mid_body_ends_the_request_before_it_sta
     client.messages[-1]["more_body"] = True  # the rest never comes: the client is gone
     await _serve(api, client)
     assert (finished, client.status) == ([], None)
+
+
+async def test_the_api_still_converts_a_returned_model_and_keeps_a_response_as_it_is() -> None:
+    """quart-schema's conversion is skipped only for what it would not change."""
+    app = create_api_app()
+
+    @dataclass
+    class Point:
+        x: int
+
+    @app.get("/point")
+    async def point() -> Point:
+        return Point(1)
+
+    @app.get("/made")
+    async def made() -> Response:
+        return Response("as is", status=201, headers={"X-Made": "here"})
+
+    client = app.test_client()
+    converted = await client.get("/point")
+    assert (converted.status_code, await converted.get_json()) == (200, {"x": 1})
+    kept = await client.get("/made")
+    assert (kept.status_code, await kept.get_data(), kept.headers["X-Made"]) == (
+        201,
+        b"as is",
+        "here",
+    )
