@@ -27,6 +27,16 @@ MIGRATION_STATEMENT_TIMEOUT = 3600.0
 
 _open_count = 0
 _lock = asyncio.Lock()
+_open_is_postgres: bool | None = None  # the dialect of the open database
+
+
+def is_postgres() -> bool:
+    """Whether the open database is PostgreSQL (the services' written-out statements)
+    or SQLite (the ORM's). Known from the settings it was opened with: asking Tortoise's
+    connection for its dialect took a context lookup and an event-loop check each time."""
+    if _open_is_postgres is None:
+        raise RuntimeError("no database is open (app.db.connect)")
+    return _open_is_postgres
 
 
 def connection_name(settings: Settings) -> str:
@@ -85,7 +95,7 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
 
 async def connect(settings: Settings) -> None:
     """Open the ORM once per process; later calls only count."""
-    global _open_count
+    global _open_count, _open_is_postgres
     async with _lock:
         if _open_count == 0:
             await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
@@ -95,14 +105,16 @@ async def connect(settings: Settings) -> None:
                 # cancelled right then (a client that gave up) never releases that
                 # lock, so every later query of the process would wait forever.
                 await get_connection(connection_name(settings)).execute_query("SELECT 1")
+            _open_is_postgres = settings.is_postgres
         _open_count += 1
 
 
 async def close() -> None:
-    global _open_count
+    global _open_count, _open_is_postgres
     async with _lock:
         _open_count -= 1
         if _open_count == 0:
+            _open_is_postgres = None
             await Tortoise.close_connections()
 
 

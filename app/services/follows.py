@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from app import db
 from app.errors import UserNotFound
 from app.models import Follower
 from app.observability.metrics import timed_db
@@ -53,12 +54,11 @@ async def _change(
     """Raises ``UserNotFound`` for the first unknown name (``who`` first), as the API reports it."""
     users.check_lookup(who)
     users.check_lookup(whom)
-    db = Follower._meta.db
-    if db.capabilities.dialect != "postgres":
+    if not db.is_postgres():
         await by_ids(await users.get_id(who), await users.get_id(whom))
         await latest.settle(pending)
         return
-    row = await latest.run_recording(db, sql, [who, whom], pending)
+    row = await latest.run_recording(Follower._meta.db, sql, [who, whom], pending)
     if row["who_id"] is None:
         raise UserNotFound(who)
     if row["whom_id"] is None:
@@ -107,9 +107,10 @@ async def followed_usernames(
     """Whom the user named ``username`` follows, in the order the follows were made
     (``UserNotFound`` if there is no such user); ``pending`` recorded in passing."""
     users.check_lookup(username)
-    db = Follower._meta.db
-    if db.capabilities.dialect == "postgres":
-        rows = await latest.fetch_recording(db, _FOLLOWED_SQL, [limit, username], pending)
+    if db.is_postgres():
+        rows = await latest.fetch_recording(
+            Follower._meta.db, _FOLLOWED_SQL, [limit, username], pending
+        )
         if not rows:
             raise UserNotFound(username)
         return [str(row["username"]) for row in rows if row["username"] is not None]

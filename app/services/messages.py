@@ -17,6 +17,7 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from app import db
 from app.errors import InvalidInput, UserNotFound
 from app.models import Message
 from app.observability.metrics import timed_db
@@ -62,11 +63,6 @@ class Cursor:
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
-def _is_postgres() -> bool:
-    """PostgreSQL gets written-out statements; SQLite, the embedded default, the ORM's."""
-    return bool(Message._meta.db.capabilities.dialect == "postgres")
-
-
 # One round trip on PostgreSQL: the author by name, the message, and ``latest``.
 _POST_SQL = f"""
 WITH author AS (SELECT id FROM "user" WHERE username = $1),
@@ -91,7 +87,7 @@ async def post(
         raise
     users.check_lookup(author)
     pub_date = int(time.time() if now is None else now)
-    if not _is_postgres():
+    if not db.is_postgres():
         author_id = await users.get_id(author)
         await Message.create(author_id=author_id, text=text, pub_date=pub_date, flagged=False)
         await latest.settle(pending)
@@ -191,11 +187,11 @@ async def _page(
     if before is not None:
         values += [before.pub_date, before.id]
     sql = _page_sql(None if author is None else author[0], before is not None, pending is not None)
-    db = Message._meta.db
+    client = Message._meta.db
     if pending is None:
-        rows = await db.execute_query_dict(sql, values)
+        rows = await client.execute_query_dict(sql, values)
     else:
-        rows = await latest.fetch_recording(db, sql, values, pending)
+        rows = await latest.fetch_recording(client, sql, values, pending)
     if author is not None and not rows:
         raise UserNotFound(str(author[1]))
     return [Post(**row) for row in rows if row["id"] is not None]
@@ -206,14 +202,14 @@ async def public(
     limit: int, before: Cursor | None = None, *, pending: latest.Pending | None = None
 ) -> list[Post]:
     """Everyone's newest unflagged messages; on PostgreSQL ``pending`` is recorded in passing."""
-    if not _is_postgres():
+    if not db.is_postgres():
         return await _fetch_page(Message.all(), limit, before)
     return await _page(limit, before, pending)
 
 
 @timed_db("user_timeline")
 async def by_author(author_id: int, limit: int, before: Cursor | None = None) -> list[Post]:
-    if not _is_postgres():
+    if not db.is_postgres():
         return await _fetch_page(Message.filter(author_id=author_id), limit, before)
     return await _page(limit, before, None, author=("id", author_id))
 
@@ -225,7 +221,7 @@ async def by_author_name(
     """The newest page of the user named ``username`` (``UserNotFound`` if there is none);
     on PostgreSQL one round trip, which also records ``pending``."""
     users.check_lookup(username)
-    if not _is_postgres():
+    if not db.is_postgres():
         author_id = await users.get_id(username)
         return await _fetch_page(Message.filter(author_id=author_id), limit, None)
     return await _page(limit, None, pending, author=("username", username))
@@ -234,7 +230,7 @@ async def by_author_name(
 @timed_db("home_timeline")
 async def home(user_id: int, limit: int, before: Cursor | None = None) -> list[Post]:
     """The user's own messages and those of everyone they follow."""
-    if _is_postgres():
+    if db.is_postgres():
         return await home_newest_per_author(user_id, limit, before)
     return await home_any_author(user_id, limit, before)
 
