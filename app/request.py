@@ -47,6 +47,11 @@ class Body(QuartBody):
         """Whether reads raise instead (a body too large, or given up)."""
         return self._must_raise is not None
 
+    @property
+    def received(self) -> bool:
+        """Whether nothing more will come: a read answers (or raises) at once."""
+        return self._complete.is_set()
+
 
 class Request(QuartRequest):
     body_class = Body
@@ -61,14 +66,18 @@ class Request(QuartRequest):
     async def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> str | bytes:
-        """Quart's, bounded by ``body_timeout`` (408) without a task of its own."""
+        """Quart's, bounded by ``body_timeout`` (408) without a task of its own; a body
+        already received (always, on the API) needs no bound."""
         if parse_form_data:
             return await super().get_data(cache, as_text, parse_form_data)
-        try:
-            async with asyncio.timeout(self.body_timeout):
-                data: bytes = await self.body
-        except TimeoutError as error:
-            raise RequestTimeout() from error
+        if self.body.received:
+            data: bytes = await self.body
+        else:
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    data = await self.body
+            except TimeoutError as error:
+                raise RequestTimeout() from error
         if not cache:
             self.body.clear()
         return data.decode() if as_text else data

@@ -88,6 +88,20 @@ async def test_a_body_that_never_arrives_is_a_408_after_the_body_timeout() -> No
     assert await _call(app, scope, body_arrives=False, reader_reads=True) == 408
 
 
+async def test_a_body_read_that_never_ends_is_a_408_on_the_web_too() -> None:
+    """The web app keeps Quart's receiving task: there the read itself is bounded."""
+    app = create_web_app()
+    app.config["BODY_TIMEOUT"] = 0.2
+
+    @app.post("/raw")
+    async def raw() -> bytes:
+        return await request.get_data()  # type: ignore[return-value]
+
+    headers = [(b"content-type", b"application/octet-stream"), (b"content-length", b"60")]
+    scope = _scope("POST", "/raw", headers)
+    assert await _call(app, scope, body_arrives=False, reader_reads=True) == 408
+
+
 async def test_a_response_nobody_reads_is_given_up_after_the_response_timeout() -> None:
     app = create_api_app()
     app.config["RESPONSE_TIMEOUT"] = 0.2
