@@ -18,13 +18,14 @@ async def register(username: str, email: str, password: str, password2: str | No
     constraint catches the race where two registrations of one name interleave.
     """
     check_registration(username, email, password, password2)
-    if await _username_taken(username):
-        raise InvalidInput(MSG_USERNAME_TAKEN)
-    pw_hash = await passwords.hash_password(password)
-    try:
-        return await _create_user(username, email, pw_hash)
-    except IntegrityError:
-        raise InvalidInput(MSG_USERNAME_TAKEN) from None
+    async with passwords.admitted():
+        if await _username_taken(username):
+            raise InvalidInput(MSG_USERNAME_TAKEN)
+        pw_hash = await passwords.hash_password(password)
+        try:
+            return await _create_user(username, email, pw_hash)
+        except IntegrityError:
+            raise InvalidInput(MSG_USERNAME_TAKEN) from None
 
 
 @timed_db("user_lookup")
@@ -82,12 +83,13 @@ class LoginFailed(InvalidInput):
 
 
 async def authenticate(username: str, password: str) -> User:
-    user = await find(username)
-    if user is None:
-        raise LoginFailed("Invalid username")
-    if not await passwords.verify_password(user.pw_hash, password):
-        raise LoginFailed("Invalid password")
-    if passwords.needs_upgrade(user.pw_hash):
-        user.pw_hash = await passwords.hash_password(password)
-        await user.save(update_fields=["pw_hash"])
-    return user
+    async with passwords.admitted():
+        user = await find(username)
+        if user is None:
+            raise LoginFailed("Invalid username")
+        if not await passwords.verify_password(user.pw_hash, password):
+            raise LoginFailed("Invalid password")
+        if passwords.needs_upgrade(user.pw_hash):
+            user.pw_hash = await passwords.hash_password(password)
+            await user.save(update_fields=["pw_hash"])
+        return user
