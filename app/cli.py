@@ -30,7 +30,7 @@ ENVIRONMENT_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MINITWIT_DB_POOL_SIZE", "10", "PostgreSQL connections per worker"),
     ("MINITWIT_DB_TIMEOUT", "0.25", "seconds a request's statement may take (then 503)"),
     ("MINITWIT_DB_CONNECT_TIMEOUT", "2", "seconds to wait for a new PostgreSQL connection"),
-    ("MINITWIT_HASH_CONCURRENCY", "1", "password hashes computed at once per worker"),
+    ("MINITWIT_HASH_CONCURRENCY", "2", "password hashes computed at once per worker"),
     ("MINITWIT_SHUTDOWN_TIMEOUT", "10", "seconds SIGTERM waits for in-flight requests"),
     ("MINITWIT_SECURE_COOKIES", "on in production", "mark the session cookie Secure"),
     ("MINITWIT_FORWARDED_ALLOW_IPS", "127.0.0.1", "proxies trusted for X-Forwarded-For"),

@@ -72,7 +72,7 @@ class Settings:
     db_pool_size: int = 10
     db_timeout: float = 0.25
     db_connect_timeout: float = 2.0
-    hash_concurrency: int = 1  # measured best on 2 cores: bench/hashing.py
+    hash_concurrency: int = 2  # measured best on 2 cores, with admissions: bench/hashing.py
     shutdown_timeout: int = 10
     secure_cookies: bool = False
     forwarded_allow_ips: str = "127.0.0.1"

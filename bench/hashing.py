@@ -14,8 +14,10 @@ last answer), per ``MINITWIT_HASH_CONCURRENCY`` setting.
 
 Passwords are argon2id at OWASP's minimum (m=19 MiB, t=2, p=1), hashed in a
 thread pool of ``MINITWIT_HASH_CONCURRENCY`` threads (argon2-cffi releases
-the GIL), so the event loop keeps serving while hashes run. It prints numbers
-and never fails on them; the database is dropped at the end.
+the GIL), so the event loop keeps serving while hashes run; one more
+registration than that is admitted at a time (``passwords.admitted``), so
+the burst's queries do not all run at once either. It prints numbers and
+never fails on them; the database is dropped at the end.
 """
 
 from __future__ import annotations
