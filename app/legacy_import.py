@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from tortoise.transactions import in_transaction
 
 from app.models import Follower, Message, User
+from app.validation import STORED_TEXT_MAX
 
 REQUIRED_COLUMNS = {
     "user": {"user_id", "username", "email", "pw_hash"},
@@ -38,7 +39,7 @@ REQUIRED_COLUMNS = {
 # Rows per INSERT batch and values per ``IN (...)`` lookup: far below the
 # parameter limits of SQLite (32,766) and asyncpg (32,767).
 BATCH = 1000
-TEXT_MAX = 255  # the CharField limit of username, email and pw_hash
+TEXT_MAX = STORED_TEXT_MAX  # the CharField limit of username, email and pw_hash
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 T = TypeVar("T")

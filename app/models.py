@@ -11,12 +11,14 @@ from tortoise import fields
 from tortoise.indexes import Index, PartialIndex
 from tortoise.models import Model
 
+from app.validation import STORED_TEXT_MAX
+
 
 class User(Model):
     id = fields.IntField(primary_key=True)
-    username = fields.CharField(max_length=255, unique=True)
-    email = fields.CharField(max_length=255)
-    pw_hash = fields.CharField(max_length=255)
+    username = fields.CharField(max_length=STORED_TEXT_MAX, unique=True)
+    email = fields.CharField(max_length=STORED_TEXT_MAX)
+    pw_hash = fields.CharField(max_length=STORED_TEXT_MAX)
 
     class Meta:
         table = "user"

@@ -14,6 +14,9 @@ from app.errors import InvalidInput
 USERNAME_MAX = 64
 EMAIL_MAX = 254
 MESSAGE_MAX = 1000
+# The columns' own limit (username, email, pw_hash): users imported from the
+# legacy MiniTwit may have names up to this long, never longer.
+STORED_TEXT_MAX = 255
 
 MSG_NO_USERNAME = "You have to enter a username"
 MSG_BAD_EMAIL = "You have to enter a valid email address"

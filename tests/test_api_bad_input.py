@@ -28,12 +28,15 @@ from quart.typing import TestClientProtocol as Client
 
 from app.factory import MAX_BODY_BYTES
 from app.passwords import hash_password_sync
+from app.validation import STORED_TEXT_MAX
 from tests.conftest import SIMULATOR_AUTH, LiveServer
 from tests.db_state import execute_many, fetch, read_state
 
 SEEDED_LATEST = 1
 PROBE_LATEST = 777
 INT64_MAX = 2**63 - 1
+# Longer than the username column holds: nobody's name, never a database error.
+TOO_LONG_TO_STORE = "x" * (STORED_TEXT_MAX + 1)
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,12 @@ def _unknown_users() -> Iterable[Bad]:
     yield case("follow-surrogate", "POST", "/fllws/alice", {"follow": "\ud800"})
     yield case("follow-nul", "POST", "/fllws/alice", {"follow": "b\x00ob"})
     yield case("follow-65-chars", "POST", "/fllws/alice", {"follow": "b" * 65})
+    yield case("follow-too-long-to-store", "POST", "/fllws/alice", {"follow": TOO_LONG_TO_STORE})
+    yield case("unfollow-too-long", "POST", "/fllws/alice", {"unfollow": TOO_LONG_TO_STORE})
+    yield case("too-long-to-store", "GET", f"/msgs/{TOO_LONG_TO_STORE}")
+    yield case("too-long-to-store", "GET", f"/fllws/{TOO_LONG_TO_STORE}")
+    yield case("too-long-to-store", "POST", f"/msgs/{TOO_LONG_TO_STORE}", {"content": "x"})
+    yield case("too-long-to-store", "POST", f"/fllws/{TOO_LONG_TO_STORE}", {"follow": "alice"})
     yield case("other-case", "GET", "/msgs/Alice")
     yield case("trailing-space", "GET", "/msgs/alice%20")
     yield case("nul-in-path", "GET", "/msgs/al%00ice")

@@ -24,9 +24,12 @@ from quart.typing import TestClientProtocol as Client
 
 from app.factory import create_web_app
 from app.models import Message
+from app.validation import STORED_TEXT_MAX
 from tests.conftest import SIMULATOR_AUTH, LiveServer, make_settings, wipe
 
 PASSWORD = "correct horse"
+# Longer than the username column holds: nobody's name, never a database error.
+TOO_LONG_TO_STORE = "x" * (STORED_TEXT_MAX + 1)
 PER_PAGE = 30
 
 # -- reading pages -----------------------------------------------------------------
@@ -372,6 +375,7 @@ async def test_login_errors(web_client: Client) -> None:
         ({"username": "alice", "password": "wrong"}, "Invalid password"),
         ({"username": "alice", "password": ""}, "Invalid password"),
         ({"username": "Alice", "password": PASSWORD}, "Invalid username"),
+        ({"username": TOO_LONG_TO_STORE, "password": PASSWORD}, "Invalid username"),
     ]
     for form, error in cases:
         page = await read(await web_client.post("/login", form=form))
@@ -491,14 +495,16 @@ async def test_signed_out_state_changes_are_401(web_client: Client) -> None:
 
 
 async def test_unknown_user_is_404(web_client: Client) -> None:
-    page = await get(web_client, "/nobody")
-    assert page.status == 404
-    assert page.title
-    assert page.nav == SIGNED_OUT_NAV
+    for name in ("nobody", TOO_LONG_TO_STORE):
+        page = await get(web_client, f"/{name}")
+        assert page.status == 404
+        assert page.title
+        assert page.nav == SIGNED_OUT_NAV
     await sign_up_and_in(web_client, "alice")
-    for path in ("/nobody", "/nobody/follow", "/nobody/unfollow"):
-        page = await get(web_client, path)
-        assert page.status == 404, path
+    for name in ("nobody", TOO_LONG_TO_STORE):
+        for path in (f"/{name}", f"/{name}/follow", f"/{name}/unfollow"):
+            page = await get(web_client, path)
+            assert page.status == 404, path
         assert page.nav == signed_in_nav("alice")
     assert (await get(web_client, "/")).flashes == []  # the 404s flashed nothing
 
@@ -612,6 +618,18 @@ async def test_thirty_per_page_newest_first_with_older_links(web_client: Client)
         assert pages[0].link("newest") is None
         assert all(p.link("newest") == path for p in pages[1:])
         assert all(p.heading == pages[0].heading for p in pages)
+
+
+async def test_paging_links_keep_a_name_with_url_syntax_in_the_path(web_client: Client) -> None:
+    name = "a?b#c d%e"
+    await sign_up_and_in(web_client, name)
+    for i in range(PER_PAGE + 1):
+        await post(web_client, f"m{i}")
+    path = "/a%3Fb%23c%20d%25e"
+    pages = await pages_of(web_client, path)
+    assert [p.heading for p in pages] == [f"{name}'s Timeline"] * 2
+    assert [len(p.messages) for p in pages] == [PER_PAGE, 1]
+    assert pages[1].link("newest") == path
 
 
 async def test_exactly_one_page_has_no_older_link(web_client: Client) -> None:

@@ -8,7 +8,12 @@ from app import passwords
 from app.errors import InvalidInput, UserNotFound
 from app.models import User
 from app.observability.metrics import timed_db
-from app.validation import MSG_USERNAME_TAKEN, check_registration, check_text
+from app.validation import (
+    MSG_USERNAME_TAKEN,
+    STORED_TEXT_MAX,
+    check_registration,
+    check_text,
+)
 
 
 async def register(username: str, email: str, password: str, password2: str | None = None) -> User:
@@ -40,9 +45,7 @@ async def _create_user(username: str, email: str, pw_hash: str) -> User:
 
 @timed_db("user_lookup")
 async def find(username: str) -> User | None:
-    try:
-        check_text("username", username)
-    except InvalidInput:
+    if not _storable(username):
         return None
     return await User.get_or_none(username=username)
 
@@ -55,12 +58,22 @@ async def get(username: str) -> User:
 
 
 def check_lookup(username: str) -> None:
-    """A name the database could not store (NUL, a lone surrogate) is nobody's: a 404
-    without a query, where PostgreSQL would refuse the parameter with an error."""
+    """A name the database could not store is nobody's: a 404 without a query."""
+    if not _storable(username):
+        raise UserNotFound(username)
+
+
+def _storable(username: str) -> bool:
+    """Whether the username column could hold the name. PostgreSQL refuses a NUL or a
+    lone surrogate with an error, and Tortoise refuses a name longer than the column
+    even in a lookup: either was a 500 where the answer is "no such user"."""
+    if len(username) > STORED_TEXT_MAX:
+        return False
     try:
         check_text("username", username)
     except InvalidInput:
-        raise UserNotFound(username) from None
+        return False
+    return True
 
 
 @timed_db("user_lookup")
