@@ -18,6 +18,7 @@ from quart.typing import ResponseTypes
 from quart.wrappers import BaseRequestWebsocket
 from quart_schema import Info, QuartSchema
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from app import __version__, db, faults, passwords
 from app.api.auth import FORBIDDEN_MESSAGE
@@ -30,6 +31,14 @@ from app.request import APIHTTPConnection, HTTPConnection, Request
 
 MAX_BODY_BYTES = 1024 * 1024
 PACKAGE_DIR = Path(__file__).parent
+
+
+class UsernameConverter(PathConverter):
+    """The rest of the path, whatever it holds: ``path`` refuses a leading slash,
+    and a simulator username arrives URL-encoded and decoded into the path."""
+
+    regex = ".+"
+    part_isolating = False  # werkzeug would guess True: the regex has no "/" in it
 
 
 def _base_app(import_name: str, surface: str, settings: Settings) -> Quart:
@@ -124,6 +133,10 @@ class _NoSessions(SecureCookieSessionInterface):
 def create_api_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = _base_app("app.api", "api", settings)
+    # A username may hold any slashes (/msgs/%2Flead is user "/lead"); werkzeug's
+    # default merges doubled ones with a redirect, to another user's path.
+    app.url_map.merge_slashes = False
+    app.url_map.converters["username"] = UsernameConverter
     app.asgi_http_class = APIHTTPConnection
     app.session_interface = _NoSessions()
     QuartSchema(

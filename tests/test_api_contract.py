@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from quart.typing import TestClientProtocol as Client
 
@@ -51,6 +53,27 @@ async def test_register_errors_in_contract_order(api_client: Client) -> None:
     assert (await response.get_json())["error_msg"] == "The username is already taken"
     # A refused registration still counts as processed.
     assert await (await api_client.get("/latest")).get_json() == {"latest": 3}
+
+
+@pytest.mark.parametrize("name", ["/lead", "a//b", "trail/", "/"])
+async def test_a_name_with_slashes_is_its_own_user(api_client: Client, name: str) -> None:
+    """The name arrives URL-encoded and decoded into the path: a doubled or leading
+    slash must not be merged (a redirect to another user's path), nor lose the user."""
+    assert await register(api_client, name) == 204
+    assert await register(api_client, "lead") == 204
+    path = quote(name, safe="")
+    post = await api_client.post(f"/msgs/{path}", json={"content": "mine"}, headers=SIMULATOR_AUTH)
+    assert post.status_code == 204
+    follow = await api_client.post(
+        f"/fllws/{path}", json={"follow": "lead"}, headers=SIMULATOR_AUTH
+    )
+    assert follow.status_code == 204
+    mine = await api_client.get(f"/msgs/{path}", headers=SIMULATOR_AUTH)
+    assert [m["user"] for m in await mine.get_json()] == [name]
+    follows = await api_client.get(f"/fllws/{path}", headers=SIMULATOR_AUTH)
+    assert await follows.get_json() == {"follows": ["lead"]}
+    leads = await api_client.get("/msgs/lead", headers=SIMULATOR_AUTH)
+    assert await leads.get_json() == []
 
 
 async def test_messages_round_trip_newest_first(api_client: Client) -> None:
@@ -103,7 +126,14 @@ async def test_protected_endpoints_need_simulator_credentials(
     api_client: Client, method: str, path: str, body: dict[str, str] | None
 ) -> None:
     await register(api_client, "a")
-    for headers in ({}, {"Authorization": "Basic d3Jvbmc6d3Jvbmc="}, {"Authorization": "Bearer x"}):
+    for headers in (
+        {},
+        {"Authorization": "Basic d3Jvbmc6d3Jvbmc="},
+        {"Authorization": "Bearer x"},
+        {"Authorization": "Basic \xff"},  # a byte outside ASCII (headers are latin-1)
+        {"Authorization": "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh\xe9"},
+        {"Authorization": "Basic /w=="},  # base64 of a byte that is not UTF-8
+    ):
         response = await api_client.open(path, method=method, json=body, headers=headers)
         assert response.status_code == 403
         assert await response.get_json() == {

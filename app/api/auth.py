@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 FORBIDDEN_MESSAGE = "You are not authorized to use this resource!"
@@ -17,7 +16,7 @@ def is_simulator(authorization: str | None, username: str, password: str) -> boo
         return False
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 underneath
         return False
     given_user, sep, given_password = decoded.partition(":")
     if not sep:

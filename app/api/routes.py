@@ -182,7 +182,7 @@ async def public_messages() -> Response:
     return jsonify([_message_json(post) for post in posts])
 
 
-@bp.get("/msgs/<path:username>")
+@bp.get("/msgs/<username:username>")
 @document_querystring(schemas.ListQuery)
 @document_response(schemas.MessageList)
 @document_response(schemas.Error, 400)
@@ -198,7 +198,7 @@ async def user_messages(username: str) -> Response:
     return jsonify([_message_json(post) for post in posts])
 
 
-@bp.post("/msgs/<path:username>")
+@bp.post("/msgs/<username:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.MessageIn)
 @document_response(schemas.NoContent, 204)
@@ -218,7 +218,7 @@ async def post_message(username: str) -> Response:
     return no_content()
 
 
-@bp.get("/fllws/<path:username>")
+@bp.get("/fllws/<username:username>")
 @document_querystring(schemas.ListQuery)
 @document_response(schemas.FollowsOut)
 @document_response(schemas.Error, 400)
@@ -234,7 +234,7 @@ async def get_follows(username: str) -> Response:
     return jsonify({"follows": names})
 
 
-@bp.post("/fllws/<path:username>")
+@bp.post("/fllws/<username:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.FollowRequest)
 @document_response(schemas.NoContent, 204)
