@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import httpx
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from tests.conftest import SIMULATOR_AUTH
+from tests.conftest import SIMULATOR_AUTH, LiveServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -53,6 +54,27 @@ async def test_register_errors_in_contract_order(api_client: Client) -> None:
     assert (await response.get_json())["error_msg"] == "The username is already taken"
     # A refused registration still counts as processed.
     assert await (await api_client.get("/latest")).get_json() == {"latest": 3}
+
+
+async def test_a_204_has_no_body_and_no_headers_about_one(live: LiveServer) -> None:
+    """RFC 9110: no Content-Length on a 204, nor a Content-Type for a body it cannot
+    have. Over a real server: the test client would make up both headers itself."""
+    async with httpx.AsyncClient(base_url=live.api_url, headers=SIMULATOR_AUTH) as client:
+        registered = [
+            await client.post(
+                "/register", json={"username": name, "email": "a@example.com", "pwd": "pw"}
+            )
+            for name in ("a", "bob")
+        ]
+        for response in (
+            *registered,
+            await client.post("/msgs/a", json={"content": "x"}),
+            await client.post("/fllws/a", json={"follow": "bob"}),
+        ):
+            assert response.status_code == 204
+            assert response.content == b""
+            assert "content-length" not in response.headers
+            assert "content-type" not in response.headers
 
 
 @pytest.mark.parametrize("name", ["/lead", "a//b", "trail/", "/"])

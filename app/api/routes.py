@@ -42,7 +42,11 @@ def error_response(status: int, message: str) -> Response:
 
 
 def no_content() -> Response:
-    return Response("", status=204)
+    """A 204 says nothing about a body it cannot have: RFC 9110 forbids its
+    Content-Length, which Quart sets (with a Content-Type) on every response."""
+    response = Response(b"", status=204)
+    response.headers.clear()
+    return response
 
 
 def _parse_latest(raw: str | None) -> int | None:
