@@ -29,6 +29,12 @@ def check_text(name: str, value: str) -> None:
     """Refuse text that cannot round-trip through UTF-8 storage unchanged."""
     if "\x00" in value:
         raise InvalidInput(f"{name} must not contain NUL characters")
+    check_encodable(name, value)
+
+
+def check_encodable(name: str, value: str) -> None:
+    """Refuse text that has no UTF-8 form (a lone surrogate): enough for a password,
+    which is hashed, never stored, so a NUL in it is just another character."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -53,7 +59,7 @@ def check_registration(
         raise InvalidInput(f"The email address must be at most {EMAIL_MAX} characters")
     check_text("username", username)
     check_text("email", email)
-    check_text("password", password)
+    check_encodable("password", password)
 
 
 def check_message(text: str) -> None:

@@ -386,6 +386,17 @@ async def test_login_errors(web_client: Client) -> None:
         assert await signed_in_as(web_client) is None
 
 
+async def test_any_password_that_has_a_utf8_form_signs_in(web_client: Client) -> None:
+    """Passwords are arbitrary Unicode (the contract); one is hashed, never stored, so
+    even a NUL is just another character in it."""
+    password = 'n\x00l "q" \\ 🎉 עברית'
+    await register(web_client, "alice", password=password)
+    page = await read(await login(web_client, "alice", password.replace("\x00", "")))
+    assert page.error == "Error: Invalid password"
+    page = await redirected(web_client, await login(web_client, "alice", password), "/")
+    assert page.flashes == ["You were logged in"]
+
+
 async def test_login_redirects_to_my_timeline_with_a_flash(web_client: Client) -> None:
     await register(web_client, "alice")
     page = await redirected(web_client, await login(web_client, "alice"), "/")
