@@ -39,7 +39,6 @@ REQUIRED_COLUMNS = {
 # Rows per INSERT batch and values per ``IN (...)`` lookup: far below the
 # parameter limits of SQLite (32,766) and asyncpg (32,767).
 BATCH = 1000
-TEXT_MAX = STORED_TEXT_MAX  # the CharField limit of username, email and pw_hash
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 T = TypeVar("T")
@@ -190,9 +189,9 @@ async def _import_users(legacy: sqlite3.Connection, report: ImportReport) -> dic
     seen: set[str] = set()
     for _legacy_id, username, email, pw_hash in rows:
         valid = (
-            _storable(username, TEXT_MAX)
-            and _storable(email, TEXT_MAX, allow_empty=True)
-            and _storable(pw_hash, TEXT_MAX)
+            _storable(username, STORED_TEXT_MAX)
+            and _storable(email, STORED_TEXT_MAX, allow_empty=True)
+            and _storable(pw_hash, STORED_TEXT_MAX)
         )
         if not valid or username in seen:
             report.users_skipped += 1

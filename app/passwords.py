@@ -26,8 +26,17 @@ from werkzeug.security import check_password_hash as check_werkzeug_hash
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _LEGACY_PREFIXES = ("pbkdf2:", "scrypt:")
+
+
+def admissions_for(max_concurrency: int) -> int:
+    """One more than the pool has threads: while one registration does its queries,
+    another is being hashed, so the pool never waits for the database."""
+    return max_concurrency + 1
+
+
 _pool: ThreadPoolExecutor | None = None
-_admissions = 3
+_DEFAULT_CONCURRENCY = 2  # until configure() is called (a script, a test)
+_admissions = admissions_for(_DEFAULT_CONCURRENCY)
 # One semaphore per event loop (asyncio binds a semaphore to the loop it first waits on).
 _admission: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
@@ -41,15 +50,9 @@ def configure(max_concurrency: int) -> None:
     _admissions, _admission = admissions_for(max_concurrency), None
 
 
-def admissions_for(max_concurrency: int) -> int:
-    """One more than the pool has threads: while one registration does its queries,
-    another is being hashed, so the pool never waits for the database."""
-    return max_concurrency + 1
-
-
 def _executor() -> ThreadPoolExecutor:
     if _pool is None:
-        configure(2)
+        configure(_DEFAULT_CONCURRENCY)
     assert _pool is not None
     return _pool
 
