@@ -34,8 +34,8 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 class UsernameConverter(PathConverter):
-    """The rest of the path, whatever it holds: ``path`` refuses a leading slash,
-    and a simulator username arrives URL-encoded and decoded into the path."""
+    """The rest of the path, whatever it holds: werkzeug's ``path`` refuses a leading
+    slash, and a simulator username arrives URL-encoded and decoded into the path."""
 
     regex = ".+"
     part_isolating = False  # werkzeug would guess True: the regex has no "/" in it
@@ -134,9 +134,11 @@ def create_api_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = _base_app("app.api", "api", settings)
     # A username may hold any slashes (/msgs/%2Flead is user "/lead"); werkzeug's
-    # default merges doubled ones with a redirect, to another user's path.
+    # default merges doubled ones with a redirect, to another user's path. The
+    # converter takes the name "path" so that the route templates, which are the
+    # metrics' and the logs' route label, stay /msgs/<path:username>.
     app.url_map.merge_slashes = False
-    app.url_map.converters["username"] = UsernameConverter
+    app.url_map.converters["path"] = UsernameConverter
     app.asgi_http_class = APIHTTPConnection
     app.session_interface = _NoSessions()
     QuartSchema(

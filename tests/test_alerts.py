@@ -180,6 +180,35 @@ def test_runbook_explains_confirms_and_mitigates(name: str) -> None:
         assert not unknown, f"fields the logs do not carry: {sorted(unknown)}"
 
 
+def route_templates() -> set[str]:
+    """The ``route`` label values the middleware can record: each app's URL rules."""
+    from app.config import Settings
+    from app.factory import create_api_app, create_web_app
+    from app.observability.middleware import UNMATCHED_ROUTE
+
+    settings = Settings(environment="test", database_url="sqlite://:memory:")
+    apps = (create_web_app(settings), create_api_app(settings))
+    return {rule.rule for app in apps for rule in app.url_map.iter_rules()} | {UNMATCHED_ROUTE}
+
+
+def test_routes_named_by_runbooks_and_rule_tests_are_routes_the_apps_record() -> None:
+    """A renamed route template (a new converter name, say) renames the metrics' and
+    logs' route label: searches and legends naming the old one would find nothing."""
+    named: dict[str, set[str]] = defaultdict(set)
+    for path in [*RUNBOOKS_DIR.glob("*.md"), *unit_test_files()]:
+        text = path.read_text()
+        for route in re.findall(r'route="([^"]*)"', text):
+            named[route].add(path.name)
+        for query in re.findall(r"http\.route: *(\([^)]*\)|\"[^\"]*\")", text):
+            for route in re.findall(r'"([^"]*)"', query):
+                named[route].add(path.name)
+    assert "/msgs/<path:username>" in named  # the search found what it looks for
+    unknown = {route: sorted(files) for route, files in named.items()}
+    for route in route_templates():
+        unknown.pop(route, None)
+    assert not unknown, f"route labels no app records: {unknown}"
+
+
 def test_every_runbook_belongs_to_an_alert() -> None:
     assert {path.stem for path in RUNBOOKS_DIR.glob("*.md")} == set(ALERTS_BY_NAME)
 

@@ -186,7 +186,7 @@ async def public_messages() -> Response:
     return jsonify([_message_json(post) for post in posts])
 
 
-@bp.get("/msgs/<username:username>")
+@bp.get("/msgs/<path:username>")
 @document_querystring(schemas.ListQuery)
 @document_response(schemas.MessageList)
 @document_response(schemas.Error, 400)
@@ -202,7 +202,7 @@ async def user_messages(username: str) -> Response:
     return jsonify([_message_json(post) for post in posts])
 
 
-@bp.post("/msgs/<username:username>")
+@bp.post("/msgs/<path:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.MessageIn)
 @document_response(schemas.NoContent, 204)
@@ -222,7 +222,7 @@ async def post_message(username: str) -> Response:
     return no_content()
 
 
-@bp.get("/fllws/<username:username>")
+@bp.get("/fllws/<path:username>")
 @document_querystring(schemas.ListQuery)
 @document_response(schemas.FollowsOut)
 @document_response(schemas.Error, 400)
@@ -238,7 +238,7 @@ async def get_follows(username: str) -> Response:
     return jsonify({"follows": names})
 
 
-@bp.post("/fllws/<username:username>")
+@bp.post("/fllws/<path:username>")
 @document_querystring(schemas.LatestQuery)
 @document_request(schemas.FollowRequest)
 @document_response(schemas.NoContent, 204)
