@@ -47,6 +47,8 @@ API = f'job="{JOB}", app="api", {PROBES}'
 # The simulator's routes (shared/spec/simulator-api.md); all but GET /latest record ?latest=.
 SIMULATOR = f'job="{JOB}", app="api", route=~"/latest|/register|/msgs.*|/fllws.*"'
 SIMULATOR_ACTIONS = f'job="{JOB}", app="api", route=~"/register|/msgs.*|/fllws.*"'
+# The simulator's requests that need its credentials (all but /register and /latest).
+SIMULATOR_SIGNED = f'job="{JOB}", app="api", route=~"/msgs.*|/fllws.*"'
 
 # --- The SLOs (30 days) ----------------------------------------------------------
 SLO_PERIOD = "30d"
@@ -426,18 +428,29 @@ def alerts() -> list[dict[str, Any]]:
         ),
         Alert(
             name="MiniTwitSimulatorStalled",
+            # Two shapes: `latest` stays put, or (wrong credentials, while the
+            # registrations, which need none, still move `latest`) not one request
+            # that needs the credentials succeeds.
             expr=(
-                f"sum(rate(minitwit_http_requests_total{{{SIMULATOR_ACTIONS}}}[10m])) > 0\n"
-                "and on ()\n"
-                "(changes(job:minitwit_simulator_latest_id:max[10m]) or on () vector(0)) == 0\n"
+                "(\n"
+                f"  sum(rate(minitwit_http_requests_total{{{SIMULATOR_ACTIONS}}}[10m])) > 0\n"
+                "  and on ()\n"
+                "  (changes(job:minitwit_simulator_latest_id:max[10m]) or on () vector(0)) == 0\n"
+                ")\nor on ()\n(\n"
+                f"  sum(rate(minitwit_http_requests_total{{{SIMULATOR_SIGNED}}}[10m])) > 0\n"
+                "  unless on ()\n"
+                f"  sum(rate(minitwit_http_requests_total{{{SIMULATOR_SIGNED}, "
+                'status=~"2.."}[10m])) > 0\n'
+                ")\n"
             ),
             for_="5m",
             severity="warning",
-            summary="Simulator requests arrive but `latest` does not advance.",
+            summary="Simulator requests arrive but do not count.",
             description=(
-                'The simulator sends {{ $value | printf "%.2f" }} actions/s, yet the `latest` id '
-                "it reads back has not changed for 10 minutes: its requests are refused before "
-                "they count (credentials?) or recording `latest` fails."
+                'The simulator sends {{ $value | printf "%.2f" }} requests/s, yet for 10 minutes '
+                "the `latest` id it reads back has not changed, or none of its requests that "
+                "need credentials succeeded: they are refused before they count (credentials?) "
+                "or recording `latest` fails."
             ),
             dashboard="minitwit-domain",
         ),
