@@ -82,6 +82,7 @@ INTERVAL = "1s"
 # Hang guards, generous for a loaded 2-core CI machine; nothing asserts a speed.
 STARTUP_GUARD = 60.0
 ALERT_GUARD = 180.0
+HEARTBEAT_EVERY = 60.0  # seconds: the heartbeat route of alerts/alertmanager
 TRAFFIC_GUARD = 900.0  # background traffic stops by itself after this, whatever happens
 
 
@@ -777,6 +778,18 @@ def test_alerts_reach_the_receivers_end_to_end(
             exercise_every_metric(server, tag=f"final-{instance(server).replace(':', '-')}")
         check_every_query(prometheus, report)
         traffic.stop()
+
+        # -- 8. The heartbeat kept coming every minute, as a dead man's switch expects.
+        beats = [
+            delivery.at
+            for delivery, _ in receiver.webhook_alerts("/heartbeat", "Watchdog", "firing")
+        ]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+        report.write(
+            f"Watchdog heartbeats {len(beats)}, apart by {', '.join(f'{g:.1f}' for g in gaps)} s"
+        )
+        assert len(gaps) >= 2, f"heartbeats at {beats}"
+        assert max(gaps) < HEARTBEAT_EVERY * 1.25, f"heartbeat gaps {gaps}"
 
 
 def check_every_query(prometheus: Prometheus, report: Report) -> None:
