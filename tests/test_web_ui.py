@@ -516,7 +516,7 @@ async def test_unknown_user_is_404(web_client: Client) -> None:
         for path in (f"/{name}", f"/{name}/follow", f"/{name}/unfollow"):
             page = await get(web_client, path)
             assert page.status == 404, path
-        assert page.nav == signed_in_nav("alice")
+            assert page.nav == signed_in_nav("alice")
     assert (await get(web_client, "/")).flashes == []  # the 404s flashed nothing
 
 
