@@ -68,26 +68,43 @@ sides() {  # sets active and passive (droplet ids)
   [ "$active" != "$passive" ] || do_die "both IPs point at droplet $active"
 }
 
+# After a swap that failed part way (a droplet holds one reserved IP at a time,
+# so the standby IP is unassigned in between): put both IPs where they were
+# meant to be, public on droplet ACTIVE, standby on PASSIVE, and say whether
+# that worked, then stop.
+put_back() {  # ACTIVE PASSIVE WHAT-FAILED
+  if do_swap "$PUBLIC_IP" "$STANDBY_IP" "$1" "$2"; then
+    do_die "$3; put back: public $PUBLIC_IP on droplet $1, standby $STANDBY_IP on droplet $2"
+  fi
+  do_die "$3, and putting the IPs back failed too: public $PUBLIC_IP belongs on droplet $1, standby $STANDBY_IP on droplet $2 ('$0 status' shows where they are; assign them in the DigitalOcean console)"
+}
+
 # Make the passive side active; the old active side becomes passive, still
-# running its release (that is what rollback swaps back to).
-swap() {  # REASON
+# running its release (that is what rollback swaps back to). EXPECTED, when
+# given, is the droplet that must be the passive side (the one just released).
+swap() {  # REASON [EXPECTED]
   sides
+  if [ -n "${2:-}" ] && [ "$passive" != "$2" ]; then
+    do_die "the IPs moved during the release (a keepalived failover?): droplet $2 runs it, but the standby IP now points at droplet $passive; not swapping ('$0 status', then deploy again)"
+  fi
   if [ "${DRY_RUN:-0}" != 1 ]; then
     healthy "$(base_url "$STANDBY_IP")/health" || do_die "the passive side ($STANDBY_IP) is not healthy: not swapping"
   fi
   do_log "$1: public $PUBLIC_IP -> droplet $passive, standby $STANDBY_IP -> droplet $active"
-  do_swap "$PUBLIC_IP" "$STANDBY_IP" "$passive" "$active" || do_die "the swap failed half way: run '$0 status', then '$0 swap' again"
+  do_swap "$PUBLIC_IP" "$STANDBY_IP" "$passive" "$active" || put_back "$active" "$passive" "the swap failed"
   [ "${DRY_RUN:-0}" = 1 ] && return 0
   if ! wait_healthy "$PUBLIC_IP" "${POST_SWAP_TIMEOUT_SECONDS:-60}"; then
     do_log "the public IP does not answer healthy after the swap: swapping back"
-    do_swap "$PUBLIC_IP" "$STANDBY_IP" "$active" "$passive" || true
-    do_die "swapped back to droplet $active"
+    if do_swap "$PUBLIC_IP" "$STANDBY_IP" "$active" "$passive"; then
+      do_die "swapped back to droplet $active"
+    fi
+    put_back "$active" "$passive" "swapping back to droplet $active failed"
   fi
   do_log "droplet $passive is active"
 }
 
 deploy() {  # TAG [REF]
-  local tag="$1" ref="${2:-}" remote
+  local tag="$1" ref="${2:-}" remote failed
   [[ "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || do_die "'$tag' is not a valid image tag"
   [[ -z "$ref" || "$ref" =~ ^[A-Za-z0-9_./-]+$ ]] || do_die "'$ref' is not a valid git ref"
   sides
@@ -96,13 +113,17 @@ deploy() {  # TAG [REF]
   if [ "${DRY_RUN:-0}" = 1 ]; then
     echo "DRY-RUN $SSH $SSH_USER@$STANDBY_IP $remote"
   else
+    # The passive side may now run the failed release: a rollback or a swap
+    # would put it live (and keepalived would fail over to it), until a good
+    # release is deployed there.
+    failed="the active side is untouched; droplet $passive may now run the failed $tag: deploy a good tag before any swap or rollback"
     # shellcheck disable=SC2086  # SSH is a command with its options
-    $SSH "$SSH_USER@$STANDBY_IP" "$remote" || do_die "the release on $STANDBY_IP failed; the active side is untouched"
+    $SSH "$SSH_USER@$STANDBY_IP" "$remote" || do_die "the release on $STANDBY_IP failed; $failed"
     wait_healthy "$STANDBY_IP" "$HEALTH_TIMEOUT_SECONDS" ||
-      do_die "$STANDBY_IP did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s; the active side is untouched"
-    smoke "$STANDBY_IP" || do_die "the passive side failed its smoke checks; the active side is untouched"
+      do_die "$STANDBY_IP did not become healthy within ${HEALTH_TIMEOUT_SECONDS}s; $failed"
+    smoke "$STANDBY_IP" || do_die "the passive side failed its smoke checks; $failed"
   fi
-  swap "deploy $tag"
+  swap "deploy $tag" "$passive"
 }
 
 status() {

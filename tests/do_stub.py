@@ -37,6 +37,8 @@ class DoStub:
     reserved_ips: dict[str, int | None] = field(default_factory=dict)
     health: dict[str, bool] = field(default_factory=dict)
     broken_routes: set[str] = field(default_factory=set)
+    # (reserved IP, droplet id) assignments the API refuses with a 500, as an outage would
+    refused_assignments: set[tuple[str, int]] = field(default_factory=set)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     url: str = ""
     _server: ThreadingHTTPServer | None = None
@@ -159,6 +161,8 @@ class DoStub:
                 self.reserved_ips[ip] = None
             elif body.get("type") == "assign":
                 target = int(body["droplet_id"])
+                if (ip, target) in self.refused_assignments:
+                    return 500, {"id": "server_error", "message": "Server was unable to respond"}
                 if target not in self.droplets:
                     return 404, {"id": "not_found", "message": "droplet not found"}
                 others = [o for o, h in self.reserved_ips.items() if h == target and o != ip]

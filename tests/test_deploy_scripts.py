@@ -204,6 +204,64 @@ def test_swap_goes_back_when_the_public_ip_does_not_answer(
     assert (stub.holder(PUBLIC), stub.holder(STANDBY)) == (BLUE, GREEN)
 
 
+def test_a_swap_that_fails_half_way_puts_the_ips_back(stub: DoStub, bg_env: dict[str, str]) -> None:
+    """The standby IP leaves the passive side before the public IP can come: when the
+    public IP then cannot move, the standby IP goes back, so status and swap work again."""
+    stub.refused_assignments.add((PUBLIC, GREEN))
+    result = run([BLUE_GREEN, "swap"], bg_env)
+    assert result.returncode != 0
+    assert f"the swap failed; put back: public {PUBLIC} on droplet {BLUE}" in result.stderr
+    assert (stub.holder(PUBLIC), stub.holder(STANDBY)) == (BLUE, GREEN)
+    stub.refused_assignments.clear()
+    assert run([BLUE_GREEN, "swap"], bg_env).returncode == 0
+    assert (stub.holder(PUBLIC), stub.holder(STANDBY)) == (GREEN, BLUE)
+
+
+def test_a_failed_swap_back_is_reported_as_failed(stub: DoStub, bg_env: dict[str, str]) -> None:
+    stub.broken_routes.add(PUBLIC)
+    stub.refused_assignments.add((PUBLIC, BLUE))
+    result = run([BLUE_GREEN, "swap"], bg_env)
+    assert result.returncode != 0
+    assert "swapped back" not in result.stderr
+    assert f"swapping back to droplet {BLUE} failed, and putting the IPs back failed" in (
+        result.stderr
+    )
+    assert stub.holder(PUBLIC) == GREEN  # where the failed check left it: the message says so
+
+
+def test_deploy_does_not_swap_when_the_ips_moved_during_the_release(
+    stub: DoStub, bg_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A keepalived failover while the release ran: the standby IP now points at the
+    old release, so swapping would put the old release live and call it deployed."""
+    ssh = tmp_path / "failover-ssh"
+    api = f"{stub.url}/v2/reserved_ips"
+    post = f"curl -sf -o /dev/null -X POST -H 'Authorization: Bearer {TOKEN}' -d"
+    ssh.write_text(
+        "#!/bin/sh\n"
+        f'{post} \'{{"type": "unassign"}}\' {api}/{STANDBY}/actions\n'
+        f'{post} \'{{"type": "assign", "droplet_id": {GREEN}}}\' {api}/{PUBLIC}/actions\n'
+        f'{post} \'{{"type": "assign", "droplet_id": {BLUE}}}\' {api}/{STANDBY}/actions\n'
+    )
+    ssh.chmod(0o755)
+    result = run([BLUE_GREEN, "deploy", "1.4.0"], {**bg_env, "SSH": str(ssh)})
+    assert result.returncode != 0
+    assert f"droplet {GREEN} runs it, but the standby IP now points at droplet {BLUE}" in (
+        result.stderr
+    )
+    assert (stub.holder(PUBLIC), stub.holder(STANDBY)) == (GREEN, BLUE)  # as failover left them
+
+
+def test_a_failed_release_warns_that_the_passive_side_runs_it(
+    stub: DoStub, bg_env: dict[str, str]
+) -> None:
+    stub.health["minitwit-green"] = False
+    result = run([BLUE_GREEN, "deploy", "1.4.0"], bg_env)
+    assert result.returncode != 0
+    assert f"droplet {GREEN} may now run the failed 1.4.0" in result.stderr
+    assert "before any swap or rollback" in result.stderr
+
+
 def test_dry_run_prints_the_sequence_and_changes_nothing(
     stub: DoStub, bg_env: dict[str, str]
 ) -> None:
