@@ -495,7 +495,13 @@ def test_stack_runs_replicas_with_a_health_check_and_rolling_updates() -> None:
     assert deploy["replicas"] == "${MINITWIT_REPLICAS:-2}"
     assert deploy["update_config"]["order"] == "start-first"
     assert deploy["update_config"]["failure_action"] == "rollback"
-    assert "/health" in " ".join(app["healthcheck"]["test"])
+    # Alive, not ready (a 503 without the database counts): tests/test_faults.py runs it.
+    assert app["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "/usr/local/bin/minitwit-healthcheck",
+        "--live",
+    ]
     assert app["environment"]["MINITWIT_ENV"] == "production"
     # The app is reached only through the proxy: no published ports.
     assert "ports" not in app

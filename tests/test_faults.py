@@ -61,7 +61,7 @@ from app.simulator.replay import (
 )
 from app.simulator.scenario import Action, Command
 from tests import postgres
-from tests.conftest import SIMULATOR_AUTH, LiveServer, make_settings, start_server
+from tests.conftest import ROOT, SIMULATOR_AUTH, LiveServer, make_settings, start_server
 from tests.processes import HANG_GUARD
 
 pytestmark = pytest.mark.slow
@@ -489,6 +489,43 @@ WRITES = {
     Command.TWEET: ("message", "one statement: author lookup, INSERT and latest"),
     Command.FOLLOW: ("follower", "one statement: both lookups, INSERT ON CONFLICT and latest"),
 }
+
+
+HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
+
+
+def run_healthcheck(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The image's health check (docker/healthcheck.py) against ``server``'s two ports."""
+    env = {
+        **os.environ,
+        "MINITWIT_WEB_PORT": str(urlsplit(server.web_url).port),
+        "MINITWIT_API_PORT": str(urlsplit(server.api_url).port),
+    }
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_the_swarm_health_check_keeps_a_replica_whose_database_is_away(
+    cluster: OwnedCluster, database: str, tmp_path: Path, servers: list[LiveServer]
+) -> None:
+    """Swarm replaces an unhealthy task; the image's own (readiness) check fails while
+    the database is away, so the stack asks only whether the server answers."""
+    server = serve(database, tmp_path, servers)
+    assert run_healthcheck(server).returncode == 0
+    assert run_healthcheck(server, "--live").returncode == 0
+    cluster.stop()
+    try:
+        ready = run_healthcheck(server)
+        assert ready.returncode == 1
+        assert "HTTP 503" in ready.stdout
+        assert "unreachable" in ready.stdout
+        assert run_healthcheck(server, "--live").returncode == 0
+    finally:
+        cluster.start()
+    server.stop()
+    gone = run_healthcheck(server, "--live")
+    assert gone.returncode == 1, gone.stdout  # nothing answers: not alive
 
 
 @pytest.mark.parametrize("command", list(WRITES), ids=lambda c: str(c.value))
