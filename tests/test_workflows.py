@@ -577,6 +577,9 @@ def test_release_runs_on_version_tags_with_generated_notes() -> None:
     assert job["needs"] == "image"
     meta = step_using(image, "docker/metadata-action")
     assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+    # Only the version tags: not `latest`, not the revision CD already pushed.
+    assert meta["with"]["flavor"].split() == ["latest=false"]
+    assert "github.sha" not in meta["with"]["tags"]
     push = step_using(image, "docker/build-push-action")
     assert push["with"]["push"] is True
     assert "MINITWIT_REVISION=${{ github.sha }}" in push["with"]["build-args"]
