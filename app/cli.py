@@ -81,12 +81,20 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from app.db import migrate
-    from app.errors import is_database_outage
+    from app.db import MIGRATION_LOCK_TIMEOUT, migrate
+    from app.errors import is_database_outage, is_lock_timeout
 
     try:
         asyncio.run(migrate(settings))
     except Exception as exc:
+        if is_lock_timeout(exc):
+            print(
+                f"minitwit migrate: gave up after waiting {MIGRATION_LOCK_TIMEOUT} for a lock: "
+                "a transaction holds a table this migration changes (the app still serving "
+                "is not held up meanwhile). Run it again once that transaction has ended.",
+                file=sys.stderr,
+            )
+            return 1
         if not is_database_outage(exc):
             raise
         print(f"minitwit migrate: cannot reach the database: {exc!r}", file=sys.stderr)

@@ -24,6 +24,10 @@ PG_ENGINE = "app.pgclient"
 # Migrations may rewrite big tables: the per-statement timeout meant for web
 # requests (MINITWIT_DB_TIMEOUT, 0.25 s) would abort them half way.
 MIGRATION_STATEMENT_TIMEOUT = 3600.0
+# But a migration must not wait long for a lock: while its ALTER or CREATE INDEX
+# waits behind a live transaction, every query of the release still serving
+# queues behind it. It gives up instead, and the release stops before its swap.
+MIGRATION_LOCK_TIMEOUT = "2s"
 
 _open_count = 0
 _lock = asyncio.Lock()
@@ -138,7 +142,11 @@ async def migrate(settings: Settings, progress: Callable[[str], None] = print) -
     settings = dataclasses.replace(
         settings, db_timeout=max(settings.db_timeout, MIGRATION_STATEMENT_TIMEOUT)
     )
+    config = tortoise_config(settings)
+    if settings.is_postgres:
+        credentials = config["connections"][connection_name(settings)]["credentials"]
+        credentials["server_settings"] = {"lock_timeout": MIGRATION_LOCK_TIMEOUT}
     try:
-        await run_migrations(config=tortoise_config(settings), progress=report)
+        await run_migrations(config=config, progress=report)
     finally:
         await Tortoise.close_connections()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 
 import asyncpg
 from tortoise.exceptions import DBConnectionError, TransactionManagementError
@@ -61,14 +62,24 @@ def is_database_outage(exc: BaseException) -> bool:
     or an ``__aexit__`` raises while an outage unwinds (the scenario's
     ``latest``, a transaction's rollback) has the outage as its context.
     """
+    return any(
+        isinstance(current, _OUTAGE_TYPES) or _is_sqlite_busy(current) for current in _chain(exc)
+    )
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True where PostgreSQL gave up waiting for a lock (``lock_timeout``, 55P03)."""
+    return any(isinstance(current, asyncpg.LockNotAvailableError) for current in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, _OUTAGE_TYPES) or _is_sqlite_busy(current):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
 
 
 def _is_sqlite_busy(exc: BaseException) -> bool:

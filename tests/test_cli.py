@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,6 +247,49 @@ def test_migrate_is_not_bound_by_the_per_request_statement_timeout(fresh_postgre
     result = run_minitwit("migrate", DATABASE_URL=fresh_postgres, MINITWIT_DB_TIMEOUT="0.001")
     assert result.returncode == 0, result.stderr
     assert {row[0] for row in asyncio.run(pg_schema(fresh_postgres))} >= APP_TABLES
+
+
+async def _migrate_up_to_the_first(url: str) -> None:
+    from tortoise import Tortoise
+    from tortoise.migrations.api import migrate as run_migrations
+
+    from app.db import tortoise_config
+    from tests.conftest import make_settings
+
+    try:
+        await run_migrations(
+            config=tortoise_config(make_settings(url)), target="models.0001_initial"
+        )
+    finally:
+        await Tortoise.close_connections()
+
+
+def test_migrate_gives_up_on_a_lock_instead_of_holding_up_the_live_app(
+    fresh_postgres: str,
+) -> None:
+    """A release migrates while the previous release serves: an index that must wait
+    behind a live transaction would queue every query after it. It gives up instead."""
+    asyncio.run(_migrate_up_to_the_first(fresh_postgres))
+
+    async def migrate_while_a_writer_holds_message() -> subprocess.CompletedProcess[str]:
+        writer = await asyncpg.connect(fresh_postgres)
+        try:
+            async with writer.transaction():
+                await writer.execute("LOCK TABLE message IN ROW EXCLUSIVE MODE")
+                # The guard only stops a hang: without lock_timeout it waits an hour.
+                return await asyncio.to_thread(
+                    run_minitwit, "migrate", timeout=60, DATABASE_URL=fresh_postgres
+                )
+        finally:
+            await writer.close()
+
+    held = asyncio.run(migrate_while_a_writer_holds_message())
+    assert held.returncode == 1
+    assert held.stderr.startswith("minitwit migrate: gave up after waiting 2s for a lock")
+    assert "Traceback" not in held.stderr
+    after = run_minitwit("migrate", DATABASE_URL=fresh_postgres)
+    assert after.returncode == 0, after.stderr
+    assert "apply_done: models.0002_message_author_unflagged_idx" in after.stdout
 
 
 def test_migrate_against_an_unreachable_database_is_a_clear_error() -> None:
