@@ -24,6 +24,8 @@
 #   DRY_RUN=1               print the SSH command and the API calls that would change
 #                           something, and change nothing
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
+[ $# -gt 0 ] || usage  # before anything the environment must provide
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/lib/do-api.sh
 . "$here/lib/do-api.sh"
@@ -145,5 +147,5 @@ case "${1:-}" in
   deploy) [ $# -ge 2 ] || do_die "usage: blue-green.sh deploy TAG [REF]"; deploy "$2" "${3:-}" ;;
   swap) swap "swap" ;;
   rollback) swap "rollback" ;;
-  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
+  *) usage ;;
 esac

@@ -108,6 +108,17 @@ def test_script_passes_shellcheck(script: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.parametrize("script", [BLUE_GREEN, FAILOVER], ids=lambda path: path.name)
+def test_without_arguments_a_script_prints_its_usage_even_with_no_environment(
+    script: Path,
+) -> None:
+    result = run([script], {})
+    assert result.returncode == 2
+    assert "status" in result.stderr  # a subcommand every one of them has
+    assert "is required" not in result.stderr
+    assert "is not set" not in result.stderr
+
+
 def test_runnable_scripts_are_executable() -> None:
     for script in SCRIPTS:
         sourced = script.name in {"storage.sh", "common.sh"} or script.parent.name == "lib"
@@ -406,7 +417,13 @@ def test_a_recovered_side_does_not_take_back_the_public_ip(stub: DoStub, tmp_pat
 
 def test_is_active(stub: DoStub, tmp_path: Path) -> None:
     assert run([FAILOVER, "is-active"], failover_env(stub, tmp_path, "blue")).returncode == 0
-    assert run([FAILOVER, "is-active"], failover_env(stub, tmp_path, "green")).returncode != 0
+    assert run([FAILOVER, "is-active"], failover_env(stub, tmp_path, "green")).returncode == 1
+    # An API that cannot answer fails the backup unit (255), never skips it quietly (1).
+    env = failover_env(stub, tmp_path, "blue")
+    (tmp_path / "do-token").write_text("wrong\n")
+    unanswered = run([FAILOVER, "is-active"], env)
+    assert unanswered.returncode == 255
+    assert f"cannot ask the API who holds {PUBLIC}" in unanswered.stderr
 
 
 def test_render_finds_the_peer_and_writes_a_config_keepalived_accepts(

@@ -12,12 +12,15 @@
 #   failover.sh peer-fault    the peer stopped answering over the VPC: take the public
 #                             IP if the peer held it and the public IP no longer serves
 #   failover.sh is-active     exit 0 when this droplet holds the public IP (the backup
-#                             timer runs only there)
+#                             timer runs only there), 1 when not, 255 when the API
+#                             cannot say
 #   failover.sh status        who holds which IP, and who is healthy
 #
 # Concurrent calls are serialised with a lock. DRY_RUN=1 prints the API calls
 # that would change something instead of making them.
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
+[ $# -gt 0 ] || usage  # before anything the environment must provide
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/keepalived/common.sh
 . "$here/common.sh"
@@ -111,10 +114,14 @@ status() {
 
 command="${1:-}"
 case "$command" in
-  is-active) [ "$(do_reserved_ip_holder "$PUBLIC_IP")" = "$SELF_ID" ]; exit ;;
+  is-active)
+    # 255, not 1, when the API cannot say: systemd's ExecCondition skips the
+    # backup quietly on 1 to 254, and fails the unit (so it is seen) on 255.
+    holder="$(do_reserved_ip_holder "$PUBLIC_IP")" || { do_log "cannot ask the API who holds $PUBLIC_IP"; exit 255; }
+    [ "$holder" = "$SELF_ID" ]; exit ;;
   status) status; exit ;;
   local-ok | local-fault | peer-fault) ;;
-  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
+  *) usage ;;
 esac
 
 exec 9>"${FAILOVER_LOCK:-/run/lock/minitwit-failover.lock}"
