@@ -24,6 +24,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from werkzeug.security import check_password_hash as check_werkzeug_hash
 
+from app.config import Settings
+
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _LEGACY_PREFIXES = ("pbkdf2:", "scrypt:")
 
@@ -35,7 +37,7 @@ def admissions_for(max_concurrency: int) -> int:
 
 
 _pool: ThreadPoolExecutor | None = None
-_DEFAULT_CONCURRENCY = 2  # until configure() is called (a script, a test)
+_DEFAULT_CONCURRENCY = Settings.hash_concurrency  # until configure() (a script, a test)
 _admissions = admissions_for(_DEFAULT_CONCURRENCY)
 # One semaphore per event loop (asyncio binds a semaphore to the loop it first waits on).
 _admission: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None

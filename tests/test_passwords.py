@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -92,7 +92,7 @@ def test_admissions_work_on_every_event_loop() -> None:
 
     async def contend() -> None:
         async with holding(bound):
-            waiting = asyncio.ensure_future(_enter(passwords.admitted))
+            waiting = asyncio.ensure_future(_take_an_admission())
             await asyncio.sleep(0.05)
             assert not waiting.done()
         await asyncio.wait_for(waiting, HANG_GUARD)
@@ -101,6 +101,6 @@ def test_admissions_work_on_every_event_loop() -> None:
     asyncio.run(contend())
 
 
-async def _enter(admission: Callable[[], contextlib.AbstractAsyncContextManager[None]]) -> None:
-    async with admission():
+async def _take_an_admission() -> None:
+    async with passwords.admitted():
         await asyncio.sleep(0)
